@@ -22,7 +22,11 @@ fn purchase() -> Purchase {
 }
 
 fn block_ciphers(c: &mut Criterion) {
-    for alg in [SymmetricAlgorithm::Sm4, SymmetricAlgorithm::TripleDes, SymmetricAlgorithm::Des] {
+    for alg in [
+        SymmetricAlgorithm::Sm4,
+        SymmetricAlgorithm::TripleDes,
+        SymmetricAlgorithm::Des,
+    ] {
         let cipher = BlockCipher::new(&SymmetricKey::new(alg, &vec![0x5A; alg.key_len()]).unwrap());
         let mut block = vec![0u8; alg.block_len()];
         c.bench_function(&format!("{alg} encrypt block"), |b| {
@@ -32,9 +36,10 @@ fn block_ciphers(c: &mut Criterion) {
 }
 
 fn tac_verify(c: &mut Criterion) {
-    for (profile, alg) in
-        [(Profile::PbocDes, SymmetricAlgorithm::TripleDes), (Profile::YktSm4V1, SymmetricAlgorithm::Sm4)]
-    {
+    for (profile, alg) in [
+        (Profile::PbocDes, SymmetricAlgorithm::TripleDes),
+        (Profile::YktSm4V1, SymmetricAlgorithm::Sm4),
+    ] {
         let mtk = SymmetricKey::new(alg, &[0x3C; 16]).unwrap();
         let school = Diversifier::new(profile, &mtk).unwrap();
         let record = purchase();
@@ -53,13 +58,21 @@ fn signatures(c: &mut Criterion) {
     let sm2 = Sm2PrivateKey::generate().unwrap();
     let digest = sm2.public_key().digest(DEFAULT_ID, b"ykt").unwrap();
     let sig = sm2.sign_digest(&digest).unwrap();
-    c.bench_function("sm2 sign", |b| b.iter(|| sm2.sign_digest(black_box(&digest)).unwrap()));
+    c.bench_function("sm2 sign", |b| {
+        b.iter(|| sm2.sign_digest(black_box(&digest)).unwrap())
+    });
     c.bench_function("sm2 verify", |b| {
-        b.iter(|| sm2.public_key().verify_digest(black_box(&digest), &sig).unwrap())
+        b.iter(|| {
+            sm2.public_key()
+                .verify_digest(black_box(&digest), &sig)
+                .unwrap()
+        })
     });
     let p256 = P256PrivateKey::generate().unwrap();
     let sig = p256.sign(b"ykt").unwrap();
-    c.bench_function("p256 sign", |b| b.iter(|| p256.sign(black_box(b"ykt")).unwrap()));
+    c.bench_function("p256 sign", |b| {
+        b.iter(|| p256.sign(black_box(b"ykt")).unwrap())
+    });
     c.bench_function("p256 verify", |b| {
         b.iter(|| p256.public_key().verify(black_box(b"ykt"), &sig).unwrap())
     });

@@ -57,7 +57,11 @@ impl BlockCipher {
         } else {
             Err(CryptoError::FieldLength {
                 field: "block",
-                expected: if self.block_len() == 8 { "8 bytes" } else { "16 bytes" },
+                expected: if self.block_len() == 8 {
+                    "8 bytes"
+                } else {
+                    "16 bytes"
+                },
                 actual: block.len(),
             })
         }
@@ -134,9 +138,15 @@ mod tests {
         let mut block = hex::decode("00112233445566778899AABBCCDDEEFF").unwrap();
         let cipher = BlockCipher::new(&key);
         cipher.encrypt_block(&mut block).unwrap();
-        assert_eq!(hex::encode_upper(&block), "69C4E0D86A7B0430D8CDB78070B4C55A");
+        assert_eq!(
+            hex::encode_upper(&block),
+            "69C4E0D86A7B0430D8CDB78070B4C55A"
+        );
         cipher.decrypt_block(&mut block).unwrap();
-        assert_eq!(hex::encode_upper(&block), "00112233445566778899AABBCCDDEEFF");
+        assert_eq!(
+            hex::encode_upper(&block),
+            "00112233445566778899AABBCCDDEEFF"
+        );
     }
 
     #[test]

@@ -152,7 +152,9 @@ impl Load {
 
     /// The balance after the load; an overflow of the 4-byte balance is an error.
     pub fn new_balance(&self) -> Result<u32> {
-        self.old_balance.checked_add(self.amount).ok_or(CryptoError::OutOfRange("balance"))
+        self.old_balance
+            .checked_add(self.amount)
+            .ok_or(CryptoError::OutOfRange("balance"))
     }
 
     /// The TAC input: `new_balance4 || online_seq2 (before +1) || amount4 || type1 ||

@@ -51,7 +51,9 @@ impl Kcv {
         let value = match method {
             KcvMethod::EncryptZeros => {
                 let mut block = zeros;
-                BlockCipher::new(key).encrypt_block(&mut block).expect("one block");
+                BlockCipher::new(key)
+                    .encrypt_block(&mut block)
+                    .expect("one block");
                 block.truncate(3);
                 block
             }
@@ -109,6 +111,9 @@ mod tests {
         let key = SymmetricKey::new(SymmetricAlgorithm::Aes128, &raw).unwrap();
         let mut reference = <cmac::Cmac<aes::Aes128> as KeyInit>::new_from_slice(&raw).unwrap();
         reference.update(&[0u8; 16]);
-        assert_eq!(Kcv::of(&key).value(), &reference.finalize().into_bytes()[..5]);
+        assert_eq!(
+            Kcv::of(&key).value(),
+            &reference.finalize().into_bytes()[..5]
+        );
     }
 }

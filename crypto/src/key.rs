@@ -125,7 +125,11 @@ mod tests {
         assert!(SymmetricKey::new(SymmetricAlgorithm::TripleDes, &[0; 16]).is_ok());
         assert_eq!(
             SymmetricKey::new(SymmetricAlgorithm::Sm4, &[0; 8]).unwrap_err(),
-            CryptoError::KeyLength { algorithm: "sm4", expected: 16, actual: 8 }
+            CryptoError::KeyLength {
+                algorithm: "sm4",
+                expected: 16,
+                actual: 8
+            }
         );
     }
 

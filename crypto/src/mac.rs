@@ -40,7 +40,9 @@ impl MacBlock {
 impl std::fmt::Debug for MacBlock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MacBlock(")?;
-        self.as_bytes().iter().try_for_each(|b| write!(f, "{b:02X}"))?;
+        self.as_bytes()
+            .iter()
+            .try_for_each(|b| write!(f, "{b:02X}"))?;
         write!(f, ")")
     }
 }
@@ -110,7 +112,10 @@ impl PbocMac {
             self.chain(&mut state);
         }
         let rest = chunks.remainder();
-        state[..rest.len()].iter_mut().zip(rest).for_each(|(s, d)| *s ^= d);
+        state[..rest.len()]
+            .iter_mut()
+            .zip(rest)
+            .for_each(|(s, d)| *s ^= d);
         state[rest.len()] ^= 0x80;
         self.chain(&mut state);
         if let Self::Retail(tdes) = self {
@@ -119,16 +124,20 @@ impl PbocMac {
             k2.decrypt_block(last);
             k1.encrypt_block(last);
         }
-        Ok(MacBlock { bytes: state, len: n })
+        Ok(MacBlock {
+            bytes: state,
+            len: n,
+        })
     }
 
     #[inline(always)]
     fn chain(&self, state: &mut [u8; MAX_BLOCK_LEN]) {
         match self {
             Self::Des(c) => c.encrypt_block((&mut state[..8]).try_into().expect("8 bytes")),
-            Self::Retail(c) => {
-                c.halves().0.encrypt_block((&mut state[..8]).try_into().expect("8 bytes"))
-            }
+            Self::Retail(c) => c
+                .halves()
+                .0
+                .encrypt_block((&mut state[..8]).try_into().expect("8 bytes")),
             Self::Sm4(c) => c.encrypt_block(state),
         }
     }
@@ -157,7 +166,11 @@ pub fn cmac(key: &SymmetricKey, data: &[u8]) -> Vec<u8> {
     let k2 = double(&k1);
 
     let full_last = !data.is_empty() && data.len() % n == 0;
-    let head_len = if full_last { data.len() - n } else { data.len() - data.len() % n };
+    let head_len = if full_last {
+        data.len() - n
+    } else {
+        data.len() - data.len() % n
+    };
     let mut last = vec![0u8; n];
     let tail = &data[head_len..];
     last[..tail.len()].copy_from_slice(tail);
@@ -170,7 +183,10 @@ pub fn cmac(key: &SymmetricKey, data: &[u8]) -> Vec<u8> {
     last.iter_mut().zip(subkey).for_each(|(b, k)| *b ^= k);
 
     let mut state = vec![0u8; n];
-    for chunk in data[..head_len].chunks_exact(n).chain(std::iter::once(&last[..])) {
+    for chunk in data[..head_len]
+        .chunks_exact(n)
+        .chain(std::iter::once(&last[..]))
+    {
         state.iter_mut().zip(chunk).for_each(|(s, d)| *s ^= d);
         cipher.encrypt_block(&mut state).expect("one block");
     }
@@ -214,14 +230,26 @@ mod tests {
 
     #[test]
     fn rfc4493_aes_cmac_examples() {
-        let k = key(SymmetricAlgorithm::Aes128, "2B7E151628AED2A6ABF7158809CF4F3C");
+        let k = key(
+            SymmetricAlgorithm::Aes128,
+            "2B7E151628AED2A6ABF7158809CF4F3C",
+        );
         let msg = hex::decode(
             "6BC1BEE22E409F96E93D7E117393172AAE2D8A571E03AC9C9EB76FAC45AF8E5130C81C46A35CE411",
         )
         .unwrap();
-        assert_eq!(hex::encode_upper(cmac(&k, &[])), "BB1D6929E95937287FA37D129B756746");
-        assert_eq!(hex::encode_upper(cmac(&k, &msg[..16])), "070A16B46B4D4144F79BDD9DD04A287C");
-        assert_eq!(hex::encode_upper(cmac(&k, &msg)), "DFA66747DE9AE63030CA32611497C827");
+        assert_eq!(
+            hex::encode_upper(cmac(&k, &[])),
+            "BB1D6929E95937287FA37D129B756746"
+        );
+        assert_eq!(
+            hex::encode_upper(cmac(&k, &msg[..16])),
+            "070A16B46B4D4144F79BDD9DD04A287C"
+        );
+        assert_eq!(
+            hex::encode_upper(cmac(&k, &msg)),
+            "DFA66747DE9AE63030CA32611497C827"
+        );
     }
 
     #[test]
@@ -232,7 +260,11 @@ mod tests {
             let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
             let mut reference = <cmac::Cmac<aes::Aes128> as KeyInit>::new_from_slice(&raw).unwrap();
             reference.update(&data);
-            assert_eq!(cmac(&k, &data), reference.finalize().into_bytes().as_slice(), "len {len}");
+            assert_eq!(
+                cmac(&k, &data),
+                reference.finalize().into_bytes().as_slice(),
+                "len {len}"
+            );
         }
     }
 
@@ -246,7 +278,10 @@ mod tests {
     #[test]
     fn verify_is_exact() {
         assert!(verify(&[1, 2, 3, 4], &[1, 2, 3, 4], "MAC").is_ok());
-        assert_eq!(verify(&[1, 2, 3, 4], &[1, 2, 3, 5], "MAC"), Err(CryptoError::Mismatch("MAC")));
+        assert_eq!(
+            verify(&[1, 2, 3, 4], &[1, 2, 3, 5], "MAC"),
+            Err(CryptoError::Mismatch("MAC"))
+        );
         assert!(verify(&[1, 2, 3, 4], &[1, 2, 3], "MAC").is_err());
     }
 }

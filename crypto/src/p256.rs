@@ -22,7 +22,9 @@ pub struct P256PublicKey {
 impl P256PublicKey {
     /// Parses an uncompressed SEC1 point `04 || x || y`.
     pub fn from_sec1(bytes: &[u8]) -> Result<Self> {
-        let sec1: [u8; 65] = bytes.try_into().map_err(|_| CryptoError::InvalidPublicKey)?;
+        let sec1: [u8; 65] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
         let parsed = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, bytes)
             .map_err(|_| CryptoError::InvalidPublicKey)?;
         Ok(Self { parsed, sec1 })
@@ -122,7 +124,10 @@ impl P256PrivateKey {
     /// Signs `message` (hashed with SHA-256); the nonce is random.
     pub fn sign(&self, message: &[u8]) -> Result<Signature> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let sig = self.pair.sign(&rng, message).map_err(|_| CryptoError::Random)?;
+        let sig = self
+            .pair
+            .sign(&rng, message)
+            .map_err(|_| CryptoError::Random)?;
         Signature::from_raw(sig.as_ref())
     }
 
@@ -147,7 +152,10 @@ impl fmt::Debug for P256PrivateKey {
 
 /// SHA-256.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    aws_lc_rs::digest::digest(&SHA256, data).as_ref().try_into().expect("32 bytes")
+    aws_lc_rs::digest::digest(&SHA256, data)
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
 }
 
 #[cfg(test)]
@@ -170,11 +178,15 @@ mod tests {
             let their_sig: p256::ecdsa::Signature = theirs.sign(b"ykt");
             let back = Signature::from_raw(&their_sig.to_bytes()).unwrap();
             ours.public_key().verify(b"ykt", &back).unwrap();
-            ours.public_key().verify_digest(&sha256(b"ykt"), &back).unwrap();
+            ours.public_key()
+                .verify_digest(&sha256(b"ykt"), &back)
+                .unwrap();
             assert!(ours.public_key().verify(b"ykT", &back).is_err());
 
             let digest_sig = ours.sign_digest(&sha256(b"pre-hashed")).unwrap();
-            ours.public_key().verify(b"pre-hashed", &digest_sig).unwrap();
+            ours.public_key()
+                .verify(b"pre-hashed", &digest_sig)
+                .unwrap();
         }
     }
 
@@ -182,7 +194,10 @@ mod tests {
     fn key_import_round_trips_and_refuses_bad_scalars() {
         let key = P256PrivateKey::generate().unwrap();
         let again = P256PrivateKey::from_bytes(&key.to_bytes()[..]).unwrap();
-        assert_eq!(again.public_key().to_uncompressed(), key.public_key().to_uncompressed());
+        assert_eq!(
+            again.public_key().to_uncompressed(),
+            key.public_key().to_uncompressed()
+        );
         assert!(P256PrivateKey::from_bytes(&[0; 32]).is_err());
         assert!(P256PrivateKey::from_bytes(&[0xFF; 32]).is_err());
         assert!(P256PublicKey::from_sec1(&[4; 65]).is_err());

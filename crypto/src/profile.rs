@@ -136,7 +136,10 @@ impl Diversifier {
     }
 
     fn prepared(profile: Profile, key: &SymmetricKey) -> Self {
-        Self { profile, cipher: BlockCipher::new(key) }
+        Self {
+            profile,
+            cipher: BlockCipher::new(key),
+        }
     }
 
     /// The child key for `factor`.
@@ -154,7 +157,9 @@ impl Diversifier {
                 SymmetricAlgorithm::TripleDes
             }
             Profile::YktSm4V1 => {
-                self.cipher.encrypt_block(&mut block[..]).expect("16-byte block");
+                self.cipher
+                    .encrypt_block(&mut block[..])
+                    .expect("16-byte block");
                 SymmetricAlgorithm::Sm4
             }
         };
@@ -177,9 +182,18 @@ mod tests {
     #[test]
     fn algorithm_ids() {
         let k = |a, n| SymmetricKey::new(a, &vec![1; n]).unwrap();
-        assert_eq!(Profile::PbocDes.algorithm_id(&k(SymmetricAlgorithm::TripleDes, 16)), Ok(0));
-        assert_eq!(Profile::PbocDes.algorithm_id(&k(SymmetricAlgorithm::Des, 8)), Ok(1));
-        assert_eq!(Profile::YktSm4V1.algorithm_id(&k(SymmetricAlgorithm::Sm4, 16)), Ok(4));
+        assert_eq!(
+            Profile::PbocDes.algorithm_id(&k(SymmetricAlgorithm::TripleDes, 16)),
+            Ok(0)
+        );
+        assert_eq!(
+            Profile::PbocDes.algorithm_id(&k(SymmetricAlgorithm::Des, 8)),
+            Ok(1)
+        );
+        assert_eq!(
+            Profile::YktSm4V1.algorithm_id(&k(SymmetricAlgorithm::Sm4, 16)),
+            Ok(4)
+        );
     }
 
     #[test]
@@ -190,6 +204,9 @@ mod tests {
         )
         .unwrap();
         let folded = Profile::PbocDes.tac_key(&dtk).unwrap();
-        assert_eq!(folded.expose_secret(), hex::decode("8888888888888888").unwrap());
+        assert_eq!(
+            folded.expose_secret(),
+            hex::decode("8888888888888888").unwrap()
+        );
     }
 }

@@ -95,7 +95,11 @@ pub fn protect_command(
     data: &[u8],
     encrypt: bool,
 ) -> Result<Vec<u8>> {
-    let payload = if encrypt { encrypt_data(key, data)? } else { data.to_vec() };
+    let payload = if encrypt {
+        encrypt_data(key, data)?
+    } else {
+        data.to_vec()
+    };
     let lc = u8::try_from(payload.len() + 4).map_err(|_| CryptoError::FieldLength {
         field: "protected command data",
         expected: "at most 251 bytes after encryption",
@@ -153,7 +157,10 @@ mod tests {
         for len in 0..40 {
             let data: Vec<u8> = (0..len as u8).collect();
             for k in [&k, &s] {
-                assert_eq!(decrypt_data(k, &encrypt_data(k, &data).unwrap()).unwrap(), data);
+                assert_eq!(
+                    decrypt_data(k, &encrypt_data(k, &data).unwrap()).unwrap(),
+                    data
+                );
             }
         }
     }
@@ -161,7 +168,10 @@ mod tests {
     #[test]
     fn malformed_cryptograms_are_refused() {
         let k = key(SymmetricAlgorithm::TripleDes, 0x11);
-        assert_eq!(decrypt_data(&k, &[0; 7]), Err(CryptoError::MalformedPlaintext));
+        assert_eq!(
+            decrypt_data(&k, &[0; 7]),
+            Err(CryptoError::MalformedPlaintext)
+        );
         let mut bad = vec![0x20u8, 1, 2, 3, 4, 5, 6, 7]; // Ld longer than the block
         BlockCipher::new(&k).encrypt_ecb(&mut bad).unwrap();
         assert_eq!(decrypt_data(&k, &bad), Err(CryptoError::MalformedPlaintext));
@@ -180,8 +190,8 @@ mod tests {
     #[test]
     fn protected_command_sets_the_sm_bit_and_counts_the_mac() {
         let k = key(SymmetricAlgorithm::TripleDes, 0x33);
-        let apdu = protect_command(&k, &[1, 2, 3, 4], [0x00, 0xD6, 0x95, 0x00], &[9; 5], false)
-            .unwrap();
+        let apdu =
+            protect_command(&k, &[1, 2, 3, 4], [0x00, 0xD6, 0x95, 0x00], &[9; 5], false).unwrap();
         assert_eq!(&apdu[..5], &[0x04, 0xD6, 0x95, 0x00, 9]);
         assert_eq!(apdu.len(), 5 + 5 + 4);
         assert!(protect_command(&k, &[1, 2, 3, 4], [0x04, 0xD6, 0, 0], &[0; 252], false).is_err());

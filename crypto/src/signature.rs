@@ -35,7 +35,10 @@ impl Signature {
             return Err(CryptoError::MalformedSignature);
         }
         let (r, s) = bytes.split_at(32);
-        Ok(Self { r: r.try_into().expect("32"), s: s.try_into().expect("32") })
+        Ok(Self {
+            r: r.try_into().expect("32"),
+            s: s.try_into().expect("32"),
+        })
     }
 
     /// The raw 64-byte `r || s` encoding.
@@ -94,7 +97,11 @@ fn der_integer(input: &[u8]) -> Result<([u8; 32], &[u8])> {
     if negative || non_minimal {
         return Err(CryptoError::MalformedSignature);
     }
-    let digits = if value[0] == 0 && len > 1 { &value[1..] } else { value };
+    let digits = if value[0] == 0 && len > 1 {
+        &value[1..]
+    } else {
+        value
+    };
     if digits.len() > 32 {
         return Err(CryptoError::MalformedSignature);
     }
@@ -127,7 +134,9 @@ mod tests {
         trailing.push(0);
         assert!(Signature::from_der(&trailing).is_err());
         // 0x00 0x01: non-minimal integer.
-        assert!(Signature::from_der(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01]).is_err());
+        assert!(
+            Signature::from_der(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01]).is_err()
+        );
         // negative integer
         assert!(Signature::from_der(&[0x30, 0x06, 0x02, 0x01, 0x81, 0x02, 0x01, 0x01]).is_err());
         assert!(Signature::from_der(&good[..good.len() - 1]).is_err());

@@ -92,7 +92,8 @@ pub struct Sm2PublicKey {
 impl Sm2PublicKey {
     /// Parses a SEC1 point: `04 || x || y` (65 bytes) or compressed `02|03 || x` (33 bytes).
     pub fn from_sec1(bytes: &[u8]) -> Result<Self> {
-        let encoded = sm2::Sec1Point::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let encoded =
+            sm2::Sec1Point::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
         let point = Option::<AffinePoint>::from(AffinePoint::from_sec1_point(&encoded))
             .ok_or(CryptoError::InvalidPublicKey)?;
         if bool::from(point.is_identity()) {
@@ -103,13 +104,22 @@ impl Sm2PublicKey {
 
     /// `04 || x || y`.
     pub fn to_uncompressed(&self) -> [u8; 65] {
-        self.point.to_sec1_point(false).as_bytes().try_into().expect("65 bytes")
+        self.point
+            .to_sec1_point(false)
+            .as_bytes()
+            .try_into()
+            .expect("65 bytes")
     }
 
     /// ZA for this key and the signer's identifier `id`.
     pub fn za(&self, id: &[u8]) -> Result<[u8; 32]> {
         let point = self.to_uncompressed();
-        let curve = ZaCurve { a: &CURVE_A, b: &CURVE_B, gx: &GX, gy: &GY };
+        let curve = ZaCurve {
+            a: &CURVE_A,
+            b: &CURVE_B,
+            gx: &GX,
+            gy: &GY,
+        };
         za_with_curve(id, &curve, &point[1..33], &point[33..])
     }
 
@@ -144,7 +154,11 @@ impl Sm2PublicKey {
         }
         let x1 = point.to_affine().x();
         let expected = reduce(e) + <Scalar as Reduce<FieldBytes>>::reduce(&x1);
-        if expected == r { Ok(()) } else { Err(CryptoError::BadSignature) }
+        if expected == r {
+            Ok(())
+        } else {
+            Err(CryptoError::BadSignature)
+        }
     }
 
     /// Encrypts `message` (GB/T 32918.4) and returns `C1 || C3 || C2` with C1 uncompressed.
@@ -162,7 +176,8 @@ impl Sm2PublicKey {
     }
 
     fn encrypting_key(&self) -> Result<EncryptingKey> {
-        let public = sm2::PublicKey::from_affine(self.point).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let public =
+            sm2::PublicKey::from_affine(self.point).map_err(|_| CryptoError::InvalidPublicKey)?;
         Ok(EncryptingKey::new_with_mode(public, Mode::C1C3C2))
     }
 }
@@ -170,7 +185,9 @@ impl Sm2PublicKey {
 impl fmt::Debug for Sm2PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Sm2PublicKey(")?;
-        self.to_uncompressed().iter().try_for_each(|b| write!(f, "{b:02X}"))?;
+        self.to_uncompressed()
+            .iter()
+            .try_for_each(|b| write!(f, "{b:02X}"))?;
         write!(f, ")")
     }
 }
@@ -206,13 +223,19 @@ impl Sm2PrivateKey {
 
     /// From the 32-byte big-endian scalar `d`; GB/T 32918.1 requires `1 <= d <= n - 2`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidPrivateKey)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::InvalidPrivateKey)?;
         let d = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr(bytes.into()))
             .ok_or(CryptoError::InvalidPrivateKey)?;
         let inv_one_plus_d = Option::<Scalar>::from((Scalar::ONE + *d).invert())
             .ok_or(CryptoError::InvalidPrivateKey)?;
         let point = ProjectivePoint::mul_by_generator(&*d).to_affine();
-        Ok(Self { d, inv_one_plus_d, public: Sm2PublicKey { point } })
+        Ok(Self {
+            d,
+            inv_one_plus_d,
+            public: Sm2PublicKey { point },
+        })
     }
 
     /// The 32-byte scalar. Hazmat: only HSM code and the lab calculator export it.
@@ -259,12 +282,16 @@ impl Sm2PrivateKey {
 
     /// Decrypts `C1 || C3 || C2` (C1 uncompressed or compressed).
     pub fn decrypt(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        self.decrypting_key().decrypt(ciphertext).map_err(|_| CryptoError::Decryption)
+        self.decrypting_key()
+            .decrypt(ciphertext)
+            .map_err(|_| CryptoError::Decryption)
     }
 
     /// Decrypts the GM/T 0009 DER structure.
     pub fn decrypt_der(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        self.decrypting_key().decrypt_der(ciphertext).map_err(|_| CryptoError::Decryption)
+        self.decrypting_key()
+            .decrypt_der(ciphertext)
+            .map_err(|_| CryptoError::Decryption)
     }
 
     fn decrypting_key(&self) -> DecryptingKey {
@@ -296,15 +323,19 @@ mod tests {
         );
         assert!(key.public_key().verify(b"ALICE", b"messagf", &sig).is_err());
         let zero = Signature::new([0; 32], *sig.s());
-        assert!(key.public_key().verify(b"ALICE", b"message", &zero).is_err());
+        assert!(
+            key.public_key()
+                .verify(b"ALICE", b"message", &zero)
+                .is_err()
+        );
     }
 
     #[test]
     fn agrees_with_the_sm2_crate() {
         use sm2::dsa::signature::{Signer, Verifier};
         let key = Sm2PrivateKey::generate().unwrap();
-        let theirs = sm2::dsa::SigningKey::from_slice("1234567812345678", &key.to_bytes()[..])
-            .unwrap();
+        let theirs =
+            sm2::dsa::SigningKey::from_slice("1234567812345678", &key.to_bytes()[..]).unwrap();
         let ours = key.sign(DEFAULT_ID, b"abc").unwrap();
         let as_theirs = sm2::dsa::Signature::from_slice(&ours.to_raw()).unwrap();
         theirs.verifying_key().verify(b"abc", &as_theirs).unwrap();
@@ -328,7 +359,10 @@ mod tests {
 
     #[test]
     fn bad_keys_are_refused() {
-        assert_eq!(Sm2PrivateKey::from_bytes(&[0; 32]).unwrap_err(), CryptoError::InvalidPrivateKey);
+        assert_eq!(
+            Sm2PrivateKey::from_bytes(&[0; 32]).unwrap_err(),
+            CryptoError::InvalidPrivateKey
+        );
         assert!(Sm2PrivateKey::from_bytes(&[0xFF; 32]).is_err());
         assert!(Sm2PublicKey::from_sec1(&[4; 65]).is_err());
         assert!(Sm2PublicKey::from_sec1(&[]).is_err());

@@ -55,11 +55,8 @@ const ROUND_TABLE: [[u32; 256]; 4] = {
         let mut b = 0;
         while b < 4 {
             let s = (SBOX[x] as u32) << (24 - 8 * b);
-            t[b][x] = s
-                ^ s.rotate_left(2)
-                ^ s.rotate_left(10)
-                ^ s.rotate_left(18)
-                ^ s.rotate_left(24);
+            t[b][x] =
+                s ^ s.rotate_left(2) ^ s.rotate_left(10) ^ s.rotate_left(18) ^ s.rotate_left(24);
             b += 1;
         }
         x += 1;

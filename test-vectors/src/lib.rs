@@ -73,10 +73,16 @@ impl VectorFile {
     /// Loads `data/NAME`.
     pub fn load(name: &str) -> Result<Self, VectorError> {
         let path = data_dir().join(name);
-        let text = std::fs::read_to_string(&path).map_err(|source| VectorError::Io { path, source })?;
-        let json = serde_json::from_str(&text)
-            .map_err(|source| VectorError::Json { file: name.to_string(), source })?;
-        Ok(Self { name: name.to_string(), json })
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| VectorError::Io { path, source })?;
+        let json = serde_json::from_str(&text).map_err(|source| VectorError::Json {
+            file: name.to_string(),
+            source,
+        })?;
+        Ok(Self {
+            name: name.to_string(),
+            json,
+        })
     }
 
     /// The file name.
@@ -94,10 +100,13 @@ impl VectorFile {
 
     /// The vector with `id`.
     pub fn vector(&self, id: &str) -> Result<Vector<'_>, VectorError> {
-        self.vectors().into_iter().find(|v| v.id() == id).ok_or_else(|| VectorError::NoVector {
-            file: self.name.clone(),
-            id: id.to_string(),
-        })
+        self.vectors()
+            .into_iter()
+            .find(|v| v.id() == id)
+            .ok_or_else(|| VectorError::NoVector {
+                file: self.name.clone(),
+                id: id.to_string(),
+            })
     }
 }
 
@@ -129,6 +138,16 @@ impl<'a> Vector<'a> {
             vector: self.id().to_string(),
             field: field.to_string(),
         })
+    }
+
+    /// A string field of a nested object (`object.field`).
+    pub fn nested_str(&self, object: &str, field: &str) -> Result<&'a str, VectorError> {
+        self.json[object][field]
+            .as_str()
+            .ok_or_else(|| VectorError::Field {
+                vector: self.id().to_string(),
+                field: format!("{object}.{field}"),
+            })
     }
 
     /// A list of strings.
@@ -203,10 +222,22 @@ mod tests {
     fn bad_fields_are_typed_errors() {
         let file = VectorFile::load("sm3_gbt32905.json").unwrap();
         let v = file.vector("sm3-abc").unwrap();
-        assert!(matches!(v.hex("message_ascii"), Err(VectorError::Hex { .. })));
+        assert!(matches!(
+            v.hex("message_ascii"),
+            Err(VectorError::Hex { .. })
+        ));
         assert!(matches!(v.str("nope"), Err(VectorError::Field { .. })));
-        assert!(matches!(v.hex_array::<3>("digest"), Err(VectorError::Hex { .. })));
-        assert!(matches!(file.vector("x"), Err(VectorError::NoVector { .. })));
-        assert!(matches!(VectorFile::load("missing.json"), Err(VectorError::Io { .. })));
+        assert!(matches!(
+            v.hex_array::<3>("digest"),
+            Err(VectorError::Hex { .. })
+        ));
+        assert!(matches!(
+            file.vector("x"),
+            Err(VectorError::NoVector { .. })
+        ));
+        assert!(matches!(
+            VectorFile::load("missing.json"),
+            Err(VectorError::Io { .. })
+        ));
     }
 }
