@@ -108,7 +108,7 @@ impl BlockCipher {
     }
 
     fn check_whole_blocks(&self, data: &[u8]) -> Result<()> {
-        if data.len() % self.block_len() == 0 {
+        if data.len().is_multiple_of(self.block_len()) {
             Ok(())
         } else {
             Err(CryptoError::FieldLength {

@@ -3,7 +3,7 @@
 use crate::block::{BlockCipher, MAX_BLOCK_LEN};
 use crate::des::Des;
 use crate::error::{CryptoError, Result};
-use crate::key::{SymmetricAlgorithm, SymmetricKey};
+use crate::key::SymmetricKey;
 use subtle::ConstantTimeEq;
 
 /// ISO/IEC 9797-1 padding method 2 as PBOC uses it: append `80`, then `00` up to a multiple of
@@ -56,6 +56,9 @@ impl std::fmt::Debug for MacBlock {
 ///
 /// Data is always padded with `80 00..`; the IV is the zero block or, for secure messaging, the
 /// card's challenge padded with zeros.
+// The key schedules stay inline: a MAC key lives briefly on the stack, and boxing the larger
+// 3DES schedule would cost an allocation per TAC in the clearing hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum PbocMac {
     /// DES CBC-MAC.
@@ -165,7 +168,7 @@ pub fn cmac(key: &SymmetricKey, data: &[u8]) -> Vec<u8> {
     let k1 = double(&l);
     let k2 = double(&k1);
 
-    let full_last = !data.is_empty() && data.len() % n == 0;
+    let full_last = !data.is_empty() && data.len().is_multiple_of(n);
     let head_len = if full_last {
         data.len() - n
     } else {
@@ -203,17 +206,10 @@ pub fn verify(expected: &[u8], received: &[u8], what: &'static str) -> Result<()
     }
 }
 
-/// Whether `algorithm` is one the PBOC MAC family accepts.
-pub fn is_pboc_mac_algorithm(algorithm: SymmetricAlgorithm) -> bool {
-    matches!(
-        algorithm,
-        SymmetricAlgorithm::Des | SymmetricAlgorithm::TripleDes | SymmetricAlgorithm::Sm4
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::SymmetricAlgorithm;
     use aes::cipher::KeyInit;
     use cmac::Mac;
 

@@ -58,7 +58,7 @@ pub fn encrypt_data(key: &SymmetricKey, data: &[u8]) -> Result<Vec<u8>> {
 pub fn decrypt_data(key: &SymmetricKey, cryptogram: &[u8]) -> Result<Vec<u8>> {
     let cipher = checked_cipher(key)?;
     let n = cipher.block_len();
-    if cryptogram.is_empty() || cryptogram.len() % n != 0 {
+    if cryptogram.is_empty() || !cryptogram.len().is_multiple_of(n) {
         return Err(CryptoError::MalformedPlaintext);
     }
     let mut block = cryptogram.to_vec();
@@ -72,7 +72,7 @@ pub fn decrypt_data(key: &SymmetricKey, cryptogram: &[u8]) -> Result<Vec<u8>> {
             && block.len() - end <= n
             && block[end] == 0x80
             && block[end + 1..].iter().all(|&b| b == 0)
-            && end % n != 0
+            && !end.is_multiple_of(n)
     };
     if !well_formed {
         return Err(CryptoError::MalformedPlaintext);

@@ -13,8 +13,7 @@ include!(concat!(env!("OUT_DIR"), "/vector_file_tests.rs"));
 /// Runs the checker for `name` over all its vectors and fails listing every mismatch.
 fn check_file(name: &str) {
     let file = VectorFile::load(name).unwrap_or_else(|e| panic!("{e}"));
-    let checker: fn(&Vector<'_>, &mut Report) -> Result<(), Box<dyn std::error::Error>> = match name
-    {
+    let checker: Checker = match name {
         "sm4_gbt32907.json" => check_sm4,
         "sm3_gbt32905.json" => check_sm3,
         "sm2_gbt32918_sign.json" => check_sm2_sign,
@@ -81,6 +80,9 @@ impl Report {
 }
 
 type Checked = Result<(), Box<dyn std::error::Error>>;
+
+/// Checks one vector of a file, recording mismatches in the report.
+type Checker = fn(&Vector<'_>, &mut Report) -> Checked;
 
 fn key(alg: SymmetricAlgorithm, bytes: &[u8]) -> Result<SymmetricKey, ykt_crypto::CryptoError> {
     SymmetricKey::new(alg, bytes)
@@ -233,12 +235,11 @@ fn check_diversification(v: &Vector<'_>, r: &mut Report) -> Checked {
     Ok(())
 }
 
+/// A BCD date `YYYYMMDD` and time `hhmmss`.
+type DateTime = ([u8; 4], [u8; 3]);
+
 /// Date and time fields, empty in traces that did not record them.
-fn date_time(
-    v: &Vector<'_>,
-    date: &str,
-    time: &str,
-) -> Result<Option<([u8; 4], [u8; 3])>, VectorError> {
+fn date_time(v: &Vector<'_>, date: &str, time: &str) -> Result<Option<DateTime>, VectorError> {
     if v.str(date)?.is_empty() {
         return Ok(None);
     }
