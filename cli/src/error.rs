@@ -1,0 +1,92 @@
+//! The one error type of the `ykt` command and the exit code each kind of error gives.
+//!
+//! Messages are single lines and never carry argument values, so a mistyped key is not echoed
+//! to the terminal or a log.
+
+use std::error::Error as _;
+use std::process::ExitCode;
+use thiserror::Error;
+use ykt_crypto::CryptoError;
+
+/// Everything that can make `ykt` fail.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The command line could not be parsed (unknown subcommand or option, missing argument,
+    /// value not in the allowed list, ...).
+    #[error("{0}")]
+    Usage(String),
+    /// An argument is not hex.
+    #[error("{0}")]
+    Hex(&'static str),
+    /// An argument has the wrong length or form.
+    #[error("{arg}: {reason}")]
+    Input {
+        /// The option, e.g. `--terminal`.
+        arg: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The cryptographic core refused an argument (wrong key length, invalid point, ...).
+    #[error("{arg}: {source}")]
+    Rejected {
+        /// The option whose value was refused.
+        arg: &'static str,
+        /// Why.
+        source: CryptoError,
+    },
+    /// A cryptographic operation failed for a reason other than its input.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// `openssl speed` could not be run or its output not understood.
+    #[error("openssl speed: {0}")]
+    Openssl(String),
+    /// The result could not be written to standard output.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// `Result` with [`CliError`].
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+impl CliError {
+    /// A one-line description of a command-line parse error, naming the option but never
+    /// repeating the value given for it.
+    pub fn usage(err: &clap::Error) -> Self {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        if err.kind() == ErrorKind::ValueValidation
+            && let (Some(ContextValue::String(arg)), Some(reason)) =
+                (err.get(ContextKind::InvalidArg), err.source())
+        {
+            return Self::Usage(format!("invalid value for {arg}: {reason}"));
+        }
+        let rendered = err.to_string();
+        let lines: Vec<&str> = rendered
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+            .filter(|line| !line.is_empty())
+            .collect();
+        let message = lines.join(" ");
+        Self::Usage(
+            message
+                .strip_prefix("error: ")
+                .unwrap_or(&message)
+                .to_string(),
+        )
+    }
+
+    /// Wraps a refusal by the cryptographic core with the option that caused it.
+    pub fn rejected(arg: &'static str) -> impl FnOnce(CryptoError) -> Self {
+        move |source| Self::Rejected { arg, source }
+    }
+
+    /// 2 for anything wrong with the command line or its values, 1 for failures at run time.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Usage(_) | Self::Hex(_) | Self::Input { .. } | Self::Rejected { .. } => {
+                ExitCode::from(2)
+            }
+            Self::Crypto(_) | Self::Openssl(_) | Self::Output(_) => ExitCode::FAILURE,
+        }
+    }
+}
