@@ -82,6 +82,7 @@ fn key_t(a: u32) -> u32 {
 #[derive(Clone)]
 pub struct Sm4 {
     round_keys: [u32; 32],
+    reversed_keys: [u32; 32],
 }
 
 impl Sm4 {
@@ -98,28 +99,26 @@ impl Sm4 {
             k = [k[1], k[2], k[3], next];
         }
         k.zeroize();
-        Self { round_keys }
+        let mut reversed_keys = round_keys;
+        reversed_keys.reverse();
+        Self {
+            round_keys,
+            reversed_keys,
+        }
     }
 
     #[inline(always)]
-    fn crypt(&self, block: &mut [u8; 16], decrypt: bool) {
+    fn crypt(block: &mut [u8; 16], round_keys: &[u32; 32]) {
         let mut x = [0u32; 4];
         for (i, word) in x.iter_mut().enumerate() {
             *word = u32::from_be_bytes(block[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         }
         let [mut x0, mut x1, mut x2, mut x3] = x;
-        for quad in 0..8 {
-            let rk = |i: usize| {
-                if decrypt {
-                    self.round_keys[31 - (4 * quad + i)]
-                } else {
-                    self.round_keys[4 * quad + i]
-                }
-            };
-            x0 ^= round_t(x1 ^ x2 ^ x3 ^ rk(0));
-            x1 ^= round_t(x2 ^ x3 ^ x0 ^ rk(1));
-            x2 ^= round_t(x3 ^ x0 ^ x1 ^ rk(2));
-            x3 ^= round_t(x0 ^ x1 ^ x2 ^ rk(3));
+        for rk in round_keys.chunks_exact(4) {
+            x0 ^= round_t(x1 ^ x2 ^ x3 ^ rk[0]);
+            x1 ^= round_t(x2 ^ x3 ^ x0 ^ rk[1]);
+            x2 ^= round_t(x3 ^ x0 ^ x1 ^ rk[2]);
+            x3 ^= round_t(x0 ^ x1 ^ x2 ^ rk[3]);
         }
         block[0..4].copy_from_slice(&x3.to_be_bytes());
         block[4..8].copy_from_slice(&x2.to_be_bytes());
@@ -130,19 +129,20 @@ impl Sm4 {
     /// Encrypts one block in place.
     #[inline]
     pub fn encrypt_block(&self, block: &mut [u8; 16]) {
-        self.crypt(block, false);
+        Self::crypt(block, &self.round_keys);
     }
 
     /// Decrypts one block in place.
     #[inline]
     pub fn decrypt_block(&self, block: &mut [u8; 16]) {
-        self.crypt(block, true);
+        Self::crypt(block, &self.reversed_keys);
     }
 }
 
 impl Drop for Sm4 {
     fn drop(&mut self) {
         self.round_keys.zeroize();
+        self.reversed_keys.zeroize();
     }
 }
 
