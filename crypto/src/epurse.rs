@@ -28,6 +28,24 @@ fn mac4(key: &SymmetricKey, data: &[u8]) -> Result<[u8; 4]> {
     Ok(PbocMac::new(key)?.compute(data).first4())
 }
 
+/// `amount4 || type1 || terminal6 || date4 || time3`: the input of the purchase MAC1 and of
+/// the load MAC2.
+fn amount_type_terminal_date_time(
+    amount: u32,
+    transaction_type: u8,
+    terminal_id: &[u8; 6],
+    date: &[u8; 4],
+    time: &[u8; 3],
+) -> [u8; 18] {
+    let mut data = [0u8; 18];
+    data[..4].copy_from_slice(&amount.to_be_bytes());
+    data[4] = transaction_type;
+    data[5..11].copy_from_slice(terminal_id);
+    data[11..15].copy_from_slice(date);
+    data[15..].copy_from_slice(time);
+    data
+}
+
 /// The data of one purchase (INITIALIZE FOR PURCHASE + DEBIT FOR PURCHASE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purchase {
@@ -61,13 +79,16 @@ impl Purchase {
 
     /// MAC1 (terminal/PSAM → card): `MAC(SESPK, amount4 || type1 || terminal6 || date4 || time3)`.
     pub fn mac1(&self, session_key: &SymmetricKey) -> Result<[u8; 4]> {
-        let mut data = [0u8; 18];
-        data[..4].copy_from_slice(&self.amount.to_be_bytes());
-        data[4] = self.transaction_type;
-        data[5..11].copy_from_slice(&self.terminal_id);
-        data[11..15].copy_from_slice(&self.date);
-        data[15..].copy_from_slice(&self.time);
-        mac4(session_key, &data)
+        mac4(
+            session_key,
+            &amount_type_terminal_date_time(
+                self.amount,
+                self.transaction_type,
+                &self.terminal_id,
+                &self.date,
+                &self.time,
+            ),
+        )
     }
 
     /// MAC2 (card → PSAM): `MAC(SESPK, amount4)`.
@@ -141,13 +162,16 @@ impl Load {
 
     /// MAC2 (host → card): `MAC(SESLK, amount4 || type1 || terminal6 || date4 || time3)`.
     pub fn mac2(&self, session_key: &SymmetricKey) -> Result<[u8; 4]> {
-        let mut data = [0u8; 18];
-        data[..4].copy_from_slice(&self.amount.to_be_bytes());
-        data[4] = self.transaction_type;
-        data[5..11].copy_from_slice(&self.terminal_id);
-        data[11..15].copy_from_slice(&self.date);
-        data[15..].copy_from_slice(&self.time);
-        mac4(session_key, &data)
+        mac4(
+            session_key,
+            &amount_type_terminal_date_time(
+                self.amount,
+                self.transaction_type,
+                &self.terminal_id,
+                &self.date,
+                &self.time,
+            ),
+        )
     }
 
     /// The balance after the load; an overflow of the 4-byte balance is an error.
