@@ -12,7 +12,10 @@
 
 pub mod command;
 pub mod error;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
 pub mod response;
+pub mod script;
 pub mod sw;
 pub mod tlv;
 pub mod transport;

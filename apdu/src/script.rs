@@ -1,0 +1,2 @@
+//! APDU scripts: a superset of pcsc-tools `scriptor` with expectations, variables, captures,
+//! channels and secret redaction; a runner and transcripts.
