@@ -1,11 +1,12 @@
 //! The one error type of the `ykt` command and the exit code each kind of error gives.
 //!
-//! Messages are single lines and never carry argument values, so a mistyped key is not echoed
-//! to the terminal or a log.
+//! Messages are single lines and never carry argument values other than file and reader names,
+//! so a mistyped key is not echoed to the terminal or a log.
 
 use std::error::Error as _;
 use std::process::ExitCode;
 use thiserror::Error;
+use ykt_apdu::script::ScriptError;
 use ykt_crypto::CryptoError;
 
 /// Everything that can make `ykt` fail.
@@ -40,6 +41,47 @@ pub enum CliError {
     /// `openssl speed` could not be run or its output not understood.
     #[error("openssl speed: {0}")]
     Openssl(String),
+    /// A file named on the command line could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file named on the command line could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An APDU script does not parse.
+    #[error("{file}:{}: {}", .error.line, .error.kind)]
+    ScriptSyntax {
+        /// The script file.
+        file: String,
+        /// The line and the problem (boxed: the error type stays small).
+        error: Box<ScriptError>,
+    },
+    /// An APDU script run stopped at a line (unmet expectation, card or reader failure).
+    #[error("{file}:{}: {}", .error.line, .error.kind)]
+    ScriptRun {
+        /// The script file.
+        file: String,
+        /// The line and the problem, secret bytes redacted (boxed: the error type stays
+        /// small).
+        error: Box<ScriptError>,
+    },
+    /// A `--reader` name that names no reader.
+    #[error("no such reader: {name} ({reason})")]
+    NoReader {
+        /// The name given.
+        name: String,
+        /// Why it is not known.
+        reason: &'static str,
+    },
     /// The result could not be written to standard output.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -83,10 +125,18 @@ impl CliError {
     /// 2 for anything wrong with the command line or its values, 1 for failures at run time.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Usage(_) | Self::Hex(_) | Self::Input { .. } | Self::Rejected { .. } => {
-                ExitCode::from(2)
-            }
-            Self::Crypto(_) | Self::Openssl(_) | Self::Output(_) => ExitCode::FAILURE,
+            Self::Usage(_)
+            | Self::Hex(_)
+            | Self::Input { .. }
+            | Self::Rejected { .. }
+            | Self::Read { .. }
+            | Self::ScriptSyntax { .. }
+            | Self::NoReader { .. } => ExitCode::from(2),
+            Self::Crypto(_)
+            | Self::Openssl(_)
+            | Self::Write { .. }
+            | Self::ScriptRun { .. }
+            | Self::Output(_) => ExitCode::FAILURE,
         }
     }
 }

@@ -4,6 +4,8 @@
 //!   values, diversification, PBOC MACs, e-purse load and purchase cryptograms, secure
 //!   messaging, SM2/SM3 and the built-in self-test. Keys given to it are lab/test keys.
 //! - `ykt bench ...`: throughput measurements against the performance goals.
+//! - `ykt script ...`: APDU scripts (scriptor-compatible, with expectations, variables and
+//!   secrets): check them, run them on card readers.
 //!
 //! Every command prints a table, or one line of JSON with `--json`. Errors are one line on
 //! standard error; exit status 2 means the command line or a value on it was wrong, 1 that the
@@ -15,6 +17,7 @@ mod error;
 mod hex_arg;
 mod lab;
 mod output;
+mod script;
 
 use clap::{Parser, Subcommand};
 use error::{CliError, Result};
@@ -42,6 +45,9 @@ enum Command {
     /// Performance measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// APDU scripts: check them, run them on card readers.
+    #[command(subcommand)]
+    Script(script::ScriptCommand),
 }
 
 impl Command {
@@ -49,6 +55,7 @@ impl Command {
         match self {
             Self::Lab(command) => command.run(),
             Self::Bench(command) => command.run(),
+            Self::Script(command) => command.run(),
         }
     }
 }

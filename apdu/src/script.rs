@@ -1,2 +1,0 @@
-//! APDU scripts: a superset of pcsc-tools `scriptor` with expectations, variables, captures,
-//! channels and secret redaction; a runner and transcripts.
