@@ -74,14 +74,41 @@ pub enum CliError {
         /// small).
         error: Box<ScriptError>,
     },
-    /// A `--reader` name that names no reader.
-    #[error("no such reader: {name} ({reason})")]
-    NoReader {
+    /// A command needs PC/SC (a `--reader`, `ykt card serve`) and this build has none.
+    #[cfg(not(feature = "pcsc"))]
+    #[error("PC/SC support is not built in; build with --features pcsc")]
+    NoPcsc,
+    /// A `--reader` that cannot be used: no reader of that name, no card in it, pcscd not
+    /// running.
+    #[cfg(feature = "pcsc")]
+    #[error("reader {name:?}: {source}")]
+    Reader {
         /// The name given.
         name: String,
-        /// Why it is not known.
-        reason: &'static str,
+        /// Why it cannot be used.
+        source: ykt_apdu::ApduError,
     },
+    /// A PC/SC operation failed: serving a card over vpcd, waiting for a card, a reader in
+    /// use.
+    #[cfg(feature = "pcsc")]
+    #[error("{context}: {source}")]
+    Pcsc {
+        /// What failed, e.g. `cannot serve the card`.
+        context: String,
+        /// Why.
+        source: ykt_apdu::ApduError,
+    },
+    /// The handlers that end `ykt card serve` on SIGINT and SIGTERM could not be installed.
+    #[cfg(feature = "pcsc")]
+    #[error("cannot handle SIGINT and SIGTERM: {0}")]
+    Signals(std::io::Error),
+    /// A virtual card's state file could not be created, read or stored, or does not hold a
+    /// card.
+    #[error(transparent)]
+    Card(#[from] ykt_card_sim::SimError),
+    /// A terminal transaction with a card and a PSAM failed.
+    #[error(transparent)]
+    Terminal(#[from] ykt_psam::TerminalError),
     /// The result could not be written to standard output.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -130,12 +157,19 @@ impl CliError {
             | Self::Input { .. }
             | Self::Rejected { .. }
             | Self::Read { .. }
-            | Self::ScriptSyntax { .. }
-            | Self::NoReader { .. } => ExitCode::from(2),
+            | Self::ScriptSyntax { .. } => ExitCode::from(2),
+            #[cfg(not(feature = "pcsc"))]
+            Self::NoPcsc => ExitCode::from(2),
+            #[cfg(feature = "pcsc")]
+            Self::Reader { .. } => ExitCode::from(2),
+            #[cfg(feature = "pcsc")]
+            Self::Pcsc { .. } | Self::Signals(_) => ExitCode::FAILURE,
             Self::Crypto(_)
             | Self::Openssl(_)
             | Self::Write { .. }
             | Self::ScriptRun { .. }
+            | Self::Card(_)
+            | Self::Terminal(_)
             | Self::Output(_) => ExitCode::FAILURE,
         }
     }

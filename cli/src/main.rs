@@ -6,6 +6,8 @@
 //! - `ykt bench ...`: throughput measurements against the performance goals.
 //! - `ykt script ...`: APDU scripts (scriptor-compatible, with expectations, variables and
 //!   secrets): check them, run them on card readers.
+//! - `ykt card ...`: virtual FMCOS cards and PSAMs in state files: serve one in a vpcd reader
+//!   (with the `pcsc` feature), describe one.
 //!
 //! Every command prints a table, or one line of JSON with `--json`. Errors are one line on
 //! standard error; exit status 2 means the command line or a value on it was wrong, 1 that the
@@ -13,6 +15,7 @@
 //! self-test).
 
 mod bench;
+mod card;
 mod error;
 mod hex_arg;
 mod lab;
@@ -48,6 +51,9 @@ enum Command {
     /// APDU scripts: check them, run them on card readers.
     #[command(subcommand)]
     Script(script::ScriptCommand),
+    /// Virtual cards in state files: serve one in a vpcd reader, describe one.
+    #[command(subcommand)]
+    Card(card::CardCommand),
 }
 
 impl Command {
@@ -56,6 +62,7 @@ impl Command {
             Self::Lab(command) => command.run(),
             Self::Bench(command) => command.run(),
             Self::Script(command) => command.run(),
+            Self::Card(command) => command.run(),
         }
     }
 }

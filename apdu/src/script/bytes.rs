@@ -141,6 +141,11 @@ impl Template {
         self.0.push(Part::Var(name.to_string()));
     }
 
+    /// The parts, in order.
+    pub(super) fn parts(&self) -> impl Iterator<Item = &Part> {
+        self.0.iter()
+    }
+
     /// Whether the template has no parts.
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()

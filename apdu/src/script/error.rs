@@ -63,6 +63,9 @@ pub enum ErrorKind {
     /// The text ends with a `\` continuation.
     #[error("the script ends inside a continued line")]
     Continuation,
+    /// A `let` or command line that could build more than 1 MiB.
+    #[error("the value can grow longer than 1 MiB")]
+    TooLong,
     /// A line for a channel the runner was given no transport for.
     #[error("no transport for channel @{0}")]
     NoChannel(String),

@@ -58,7 +58,7 @@ impl Script {
                             out += &format!("# => {expect}\n");
                         }
                     }
-                    for name in send.expect.iter().flat_map(Expectation::captures) {
+                    for (name, _) in send.expect.iter().flat_map(Expectation::captures) {
                         vars.remove(name);
                     }
                 }

@@ -2,14 +2,21 @@
 //! logical lines to statements. It reads any text without panicking, in time linear in its
 //! length, and stops at the first problem.
 
-use super::bytes::Template;
+use super::bytes::{Part, Template};
 use super::error::{ErrorKind, ScriptError};
 use super::pattern::{Expectation, Item, SwPattern};
 use super::{DEFAULT_CHANNEL, Let, Line, Send, Step};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The longest capture: an extended Ne.
 const MAX_CAPTURE: usize = 65536;
+
+/// The most bytes a `let` or a command line may be able to build (1 MiB). An APDU never
+/// needs more than 65544, but a rest capture (`$R:..`) counts as 65536 bytes however short the
+/// response turns out, so the bound leaves room for a few of them. Bounding values at parse
+/// time keeps a short script such as `let A = $A $A` repeated from asking for gigabytes when
+/// it runs or is exported; what is too long for an APDU still fails when it is sent.
+const MAX_VALUE: usize = 1 << 20;
 
 /// Parses a whole script; lines after `exit` or `quit` are not read.
 pub(super) fn parse(text: &str) -> Result<Vec<Line>, ScriptError> {
@@ -50,8 +57,9 @@ pub(super) fn parse(text: &str) -> Result<Vec<Line>, ScriptError> {
 /// What the parser knows between lines.
 #[derive(Default)]
 struct Parser {
-    /// The variables defined so far, by `let` or by a capture on an earlier line.
-    defined: HashSet<String>,
+    /// The variables defined so far, by `let` or by a capture on an earlier line, with the
+    /// most bytes each can hold.
+    defined: HashMap<String, usize>,
 }
 
 impl Parser {
@@ -86,8 +94,10 @@ impl Parser {
         };
         c.end()?;
         if let Some(expect) = &expect {
-            self.defined
-                .extend(expect.captures().map(ToString::to_string));
+            for (name, len) in expect.captures() {
+                self.defined
+                    .insert(name.to_string(), len.unwrap_or(MAX_CAPTURE));
+            }
         }
         Ok(Some(Step::Send(Send {
             channel,
@@ -107,7 +117,8 @@ impl Parser {
         }
         let value = self.template(&mut c)?;
         c.end()?;
-        self.defined.insert(name.clone());
+        let bound = self.bound(&value);
+        self.defined.insert(name.clone(), bound);
         Ok(Step::Let(Let {
             name,
             secret,
@@ -136,13 +147,27 @@ impl Parser {
         if template.is_empty() {
             return Err(ErrorKind::NoBytes);
         }
+        if self.bound(&template) > MAX_VALUE {
+            return Err(ErrorKind::TooLong);
+        }
         Ok(template)
+    }
+
+    /// The most bytes `template` can evaluate to.
+    fn bound(&self, template: &Template) -> usize {
+        template
+            .parts()
+            .map(|part| match part {
+                Part::Bytes(bytes) => bytes.len(),
+                Part::Var(name) => self.defined.get(name).copied().unwrap_or(0),
+            })
+            .fold(0, usize::saturating_add)
     }
 
     /// `$NAME` or `${NAME}` of a defined variable, at the `$`.
     fn reference<'a>(&self, c: &mut Cursor<'a>) -> Result<&'a str, ErrorKind> {
         let name = c.variable()?;
-        if self.defined.contains(name) {
+        if self.defined.contains_key(name) {
             Ok(name)
         } else {
             Err(ErrorKind::Undefined(name.to_string()))

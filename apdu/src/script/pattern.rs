@@ -83,10 +83,10 @@ impl Expectation {
         })
     }
 
-    /// The variables the data pattern captures.
-    pub(super) fn captures(&self) -> impl Iterator<Item = &str> {
+    /// The variables the data pattern captures, with their fixed lengths (`None` for `..`).
+    pub(super) fn captures(&self) -> impl Iterator<Item = (&str, Option<usize>)> {
         self.data.iter().flatten().filter_map(|item| match item {
-            Item::Capture { name, .. } => Some(name.as_str()),
+            Item::Capture { name, len } => Some((name.as_str(), *len)),
             _ => None,
         })
     }
@@ -325,7 +325,10 @@ mod tests {
             capture("B", None),
         ]);
         assert_eq!(e.to_string(), "[84 $A:.. A5 $B:..] 9000");
-        assert_eq!(e.captures().collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(
+            e.captures().map(|(name, _)| name).collect::<Vec<_>>(),
+            ["A", "B"]
+        );
         assert_eq!(
             spans(&e, &[0x84, 1, 2, 0xA5, 3, 0xA5, 4]),
             Some(vec![("A".into(), 1..3), ("B".into(), 4..7)])

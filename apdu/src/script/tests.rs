@@ -663,3 +663,22 @@ mod export {
         );
     }
 }
+
+#[test]
+fn values_that_could_outgrow_an_extended_apdu_are_refused_when_parsed() {
+    let mut text = String::from("let A = 00\n");
+    for _ in 0..40 {
+        text += "let A = $A $A\n";
+    }
+    text += "$A\n";
+    let err = Script::parse(&text).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::TooLong);
+    // Line n + 1 doubles to 2^n bytes: 2^20 still parses, 2^21 does not.
+    let first = |n: usize| text.lines().take(n).collect::<Vec<_>>().join("\n");
+    assert!(Script::parse(&first(21)).is_ok());
+    assert_eq!(Script::parse(&first(22)).unwrap_err().line, 22);
+    // A few rest captures (65536 bytes each, at most) are fine; twenty are not.
+    assert!(Script::parse("00A40000 => [$R:..] 9000\nlet B = $R $R\n$B").is_ok());
+    let twenty = format!("00A40000 => [$R:..] 9000\n{}", "$R ".repeat(20));
+    assert_eq!(Script::parse(&twenty).unwrap_err().kind, ErrorKind::TooLong);
+}

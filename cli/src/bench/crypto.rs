@@ -30,7 +30,7 @@ pub struct CryptoArgs {
 }
 
 /// The `--seconds` value: a duration above zero, at most an hour.
-fn parse_seconds(text: &str) -> Result<f64> {
+pub(super) fn parse_seconds(text: &str) -> Result<f64> {
     text.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)

@@ -3,7 +3,6 @@
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use ykt_crypto::Result;
 
 /// A batch lasts at least this fraction of the budget once calibrated.
 const BATCHES_PER_BUDGET: u32 = 50;
@@ -11,10 +10,10 @@ const BATCHES_PER_BUDGET: u32 = 50;
 /// Calls `op(0)`, `op(1)`, ... for about `seconds` on this thread and returns the calls per
 /// second. The argument lets each call work on different input, so nothing can be hoisted out
 /// of the loop; the first error stops the measurement. Calibration doubles as warm-up.
-pub fn ops_per_second(seconds: f64, mut op: impl FnMut(u64) -> Result<()>) -> Result<f64> {
+pub fn ops_per_second<E>(seconds: f64, mut op: impl FnMut(u64) -> Result<(), E>) -> Result<f64, E> {
     let budget = Duration::from_secs_f64(seconds);
     let mut counter = 0u64;
-    let mut run_batch = |batch: u64| -> Result<Duration> {
+    let mut run_batch = |batch: u64| -> Result<Duration, E> {
         let start = Instant::now();
         for _ in 0..batch {
             op(black_box(counter))?;
@@ -45,7 +44,7 @@ mod tests {
         let rate = ops_per_second(0.01, |i| {
             assert_ne!(Some(i), last);
             last = Some(i);
-            Ok(())
+            Ok::<_, ()>(())
         })
         .unwrap();
         assert!(rate > 1000.0);

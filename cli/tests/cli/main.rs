@@ -1,9 +1,13 @@
 //! Integration tests of the `ykt` binary: the lab calculator against the published vectors and
 //! real-card traces of `test-vectors/data`, its error behaviour, the benchmark's output, and
-//! the APDU script commands.
+//! the APDU script commands, virtual cards, and (with the `pcsc` feature and pcscd) cards served
+//! through vpcd, issued by script and used by a terminal end to end.
 
 mod bench;
+mod bench_card;
+mod card;
 mod errors;
 mod lab;
+mod pcsc_e2e;
 mod script;
 mod support;
