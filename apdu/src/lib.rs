@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod error;
+pub mod pboc;
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
 pub mod response;
@@ -22,6 +23,7 @@ pub mod transport;
 
 pub use command::{Case, Command};
 pub use error::{ApduError, Result};
+pub use pboc::LogRecord;
 pub use response::Response;
 pub use sw::Sw;
 pub use tlv::{Tag, Tlv};

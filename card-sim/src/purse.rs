@@ -10,10 +10,11 @@ use crate::card::{Card, Fault, Pending, Reply, check_le, expect_len};
 use crate::fs::{Body, Content, DataFile, Ef};
 use crate::journal::Write;
 use crate::keys::kind;
-use crate::log::{LogEntry, log_file};
+use crate::log::log_file;
 use crate::persist::hex_bytes;
 use crate::security::Protection;
 use serde::{Deserialize, Serialize};
+use ykt_apdu::LogRecord;
 use ykt_apdu::{Command, Sw};
 use ykt_crypto::epurse::transaction_type as tx;
 use ykt_crypto::mac::verify;
@@ -258,7 +259,7 @@ impl Card {
         fid: u16,
         updates: &[(u16, u8, Vec<u8>)],
         values: (u32, u16, u16),
-        entry: &LogEntry,
+        entry: &LogRecord,
         prove: Prove,
     ) -> Result<Vec<Write>, Sw> {
         let path = self.session.df.clone();
@@ -352,7 +353,7 @@ impl Card {
         let tac = crypto(load.tac(profile, &dtk))?;
         let new_balance = crypto(load.new_balance())?;
         let (_, purse) = self.purse(u8::try_from(fid).unwrap_or(0))?;
-        let entry = LogEntry {
+        let entry = LogRecord {
             serial: load.online_seq,
             overdraft_limit: purse.overdraft_limit,
             amount: load.amount,
@@ -407,7 +408,7 @@ impl Card {
             .balance
             .checked_sub(purchase.amount)
             .ok_or(Sw::InsufficientBalance)?;
-        let entry = LogEntry {
+        let entry = LogRecord {
             serial: purchase.offline_seq,
             overdraft_limit: purse.overdraft_limit,
             amount: purchase.amount,

@@ -3,7 +3,7 @@
 //! command of this crate goes through.
 
 use crate::error::{Result, TerminalError};
-use ykt_apdu::{Command, Response, Session, Sw, exchange};
+use ykt_apdu::{Command, LogRecord, Response, Session, Sw, exchange};
 
 /// Sends `command` (completing T=0 responses) and returns the response, whatever its status.
 pub(crate) fn transmit(
@@ -64,11 +64,6 @@ pub(crate) fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
-/// A big-endian number of up to 4 bytes.
-pub(crate) fn be(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0, |acc, &b| (acc << 8) | u32::from(b))
-}
-
 /// A 4-byte big-endian number at `offset`.
 pub(crate) fn be32(bytes: &[u8], offset: usize) -> u32 {
     u32::from_be_bytes(array(&bytes[offset..]))
@@ -100,44 +95,6 @@ impl Purse {
 
 /// SFI of the transaction log (cyclic EF 0018).
 const LOG_SFI: u8 = 0x18;
-
-/// Length of a transaction-log record.
-pub const LOG_RECORD_LEN: usize = 23;
-
-/// One record of the card's transaction log (cyclic EF 0018, `pboc-spec.md` §1):
-/// `serial2 overdraft3 amount4 type1 terminal6 date4 time3`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogRecord {
-    /// Online (load) or offline (purchase) serial, before the transaction.
-    pub serial: u16,
-    /// Overdraft limit (3 bytes on the card).
-    pub overdraft_limit: u32,
-    /// Amount in fen.
-    pub amount: u32,
-    /// Transaction type (01/02 load, 05/06 purchase, 09 compound purchase).
-    pub transaction_type: u8,
-    /// Terminal ID.
-    pub terminal_id: [u8; 6],
-    /// Date YYYYMMDD, BCD.
-    pub date: [u8; 4],
-    /// Time hhmmss, BCD.
-    pub time: [u8; 3],
-}
-
-impl LogRecord {
-    /// Parses a 23-byte record; `None` for any other length.
-    pub fn parse(bytes: &[u8]) -> Option<Self> {
-        (bytes.len() == LOG_RECORD_LEN).then(|| Self {
-            serial: be16(bytes, 0),
-            overdraft_limit: be(&bytes[2..5]),
-            amount: be32(bytes, 5),
-            transaction_type: bytes[9],
-            terminal_id: array(&bytes[10..]),
-            date: array(&bytes[16..]),
-            time: array(&bytes[20..]),
-        })
-    }
-}
 
 /// SELECT by name (00 A4 04 00 Lc AID 00): enters the purse application `aid` and returns its
 /// FCI.
@@ -179,12 +136,12 @@ pub fn read_log(card: &mut dyn Session) -> Result<Vec<LogRecord>> {
     let mut records = Vec::new();
     for number in 1..=u8::MAX {
         let command =
-            Command::new(0x00, 0xB2, number, (LOG_SFI << 3) | 0x04).with_le(LOG_RECORD_LEN as u32);
+            Command::new(0x00, 0xB2, number, (LOG_SFI << 3) | 0x04).with_le(LogRecord::LEN as u32);
         let response = transmit(card, &command)?;
         if response.sw == Sw::RecordNotFound {
             break;
         }
-        let data = expect(response, "READ RECORD 0018", LOG_RECORD_LEN)?;
+        let data = expect(response, "READ RECORD 0018", LogRecord::LEN)?;
         records.extend(LogRecord::parse(&data));
     }
     Ok(records)
