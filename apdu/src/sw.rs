@@ -54,6 +54,8 @@ pub enum Sw {
     WrongP1P2,
     /// 6A88: referenced key or data not found.
     ReferenceNotFound,
+    /// 6A89: the file or key already exists.
+    AlreadyExists,
     /// 6B00: wrong offset.
     WrongOffset,
     /// 6Cxx: wrong Le; xx is the right one (00 means 256).
@@ -108,6 +110,7 @@ impl Sw {
             Self::NotEnoughSpace => 0x6A84,
             Self::WrongP1P2 => 0x6A86,
             Self::ReferenceNotFound => 0x6A88,
+            Self::AlreadyExists => 0x6A89,
             Self::WrongOffset => 0x6B00,
             Self::WrongLe(n) => 0x6C00 | u16::from(n),
             Self::InsNotSupported => 0x6D00,
@@ -151,6 +154,7 @@ impl Sw {
             0x6A84 => Self::NotEnoughSpace,
             0x6A86 => Self::WrongP1P2,
             0x6A88 => Self::ReferenceNotFound,
+            0x6A89 => Self::AlreadyExists,
             0x6B00 => Self::WrongOffset,
             0x6C00..=0x6CFF => Self::WrongLe(low),
             0x6D00 => Self::InsNotSupported,

@@ -7,7 +7,6 @@
 //! write point after a success, so cutting the power cannot test a guess for free.
 
 use crate::card::{Card, CardAlgorithm, ChipKind, Reply, check_le, expect_len};
-use crate::fs::FILE_EXISTS;
 use crate::keys::{KeyFile, KeyRecord, PsamKey, Secret, kind};
 use crate::persist::Image;
 use crate::security::Protection;
@@ -307,7 +306,7 @@ impl Card {
         self.write(|image| {
             let keys = key_file_mut(image, &path)?;
             match old_shape {
-                None if keys.find(record.base(), id).is_some() => Err(FILE_EXISTS),
+                None if keys.find(record.base(), id).is_some() => Err(Sw::AlreadyExists),
                 None => keys.add(record),
                 Some(shape) if shape != (record.base(), record.secret.expose().len()) => {
                     Err(Sw::WrongData)

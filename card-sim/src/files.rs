@@ -2,7 +2,7 @@
 //! ERASE DF, with access rights, line protection and protected reads.
 
 use crate::card::{Card, Reply, check_le};
-use crate::fs::{self, Body, Content, Created, DataFile, Df, FILE_EXISTS, MF_FID};
+use crate::fs::{self, Body, Content, Created, DataFile, Df, MF_FID};
 use crate::keys::kind;
 use crate::persist::Image;
 use crate::security::{AccessByte, Protection};
@@ -293,7 +293,7 @@ impl Card {
             let header = header.clone();
             let mf = self.mf();
             if !mf.files.is_empty() || !mf.dfs.is_empty() {
-                return Err(FILE_EXISTS.into());
+                return Err(Sw::AlreadyExists.into());
             }
             self.write(|image| {
                 image.mf = header;

@@ -11,9 +11,6 @@ use ykt_apdu::{Sw, Tlv};
 /// FID of the MF.
 pub(crate) const MF_FID: u16 = 0x3F00;
 
-/// 6A89: the file already exists (ISO/IEC 7816-4).
-pub(crate) const FILE_EXISTS: Sw = Sw::Unknown(0x6A89);
-
 /// A dedicated file (the MF is one) with its EFs and child DFs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Df {
@@ -283,7 +280,7 @@ impl Df {
             || self.dfs.iter().any(|d| d.fid == fid)
             || matches!(&file, Created::Ef(Ef { body: Body::Keys(_), .. }) if self.key_file().is_some());
         if taken {
-            return Err(FILE_EXISTS);
+            return Err(Sw::AlreadyExists);
         }
         if self.used() + footprint > usize::from(self.size) {
             return Err(Sw::NotEnoughSpace);
