@@ -1,0 +1,507 @@
+//! The HSM engine: every command opens the blobs it is given under the LMK, checks the
+//! attributes bound to them, and returns only blobs, check values, MACs, cryptograms,
+//! signatures and public keys: never a clear key.
+
+use crate::attributes::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Modes};
+use crate::blob::{KeyBlob, open_buffer};
+use crate::component::{FormedKcvs, KeyComponent, combine};
+use crate::error::{HsmError, Result};
+use crate::lmk::Lmk;
+use ykt_crypto::mac::verify;
+use ykt_crypto::p256::P256PrivateKey;
+use ykt_crypto::sm2::Sm2PrivateKey;
+use ykt_crypto::{
+    CryptoError, Diversifier, Kcv, KcvMethod, Load, Profile, Purchase, Signature,
+    SymmetricAlgorithm, SymmetricKey, secure_messaging,
+};
+use zeroize::Zeroizing;
+
+/// The most diversification levels a command accepts (region, school, card).
+pub const MAX_FACTORS: usize = 3;
+
+/// What proves a generated key to its custodians: the check value of a symmetric key, the
+/// public key of an asymmetric one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// Check value with the default method of the algorithm.
+    Kcv(Kcv),
+    /// Uncompressed SEC 1 public key (`04 || x || y`).
+    PublicKey([u8; 65]),
+}
+
+/// A generated key: its blob and what proves it.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// The key sealed under the LMK.
+    pub blob: KeyBlob,
+    /// Its check value or public key.
+    pub check: KeyCheck,
+}
+
+/// One purchase record of a batch TAC verification.
+#[derive(Debug, Clone, Copy)]
+pub struct TacCheck<'a> {
+    /// Diversification factors from the TAC master to the card's DTK, top level first.
+    pub factors: &'a [[u8; 8]],
+    /// The purchase as recorded by the terminal.
+    pub purchase: &'a Purchase,
+    /// The TAC the card returned.
+    pub tac: &'a [u8],
+}
+
+/// A WRITE KEY (84 D4) request: which key to write to the card, under which of the card's
+/// keys, and the card's challenge.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteKeyRequest<'a> {
+    /// Master of the key to write (for example the purchase master).
+    pub key: &'a KeyBlob,
+    /// Factors from that master to the key written (empty: the key itself, a PSAM master).
+    pub key_factors: &'a [[u8; 8]],
+    /// Master of the card's current key that protects the write (the DF master key 39/00,
+    /// or a PSAM's application master key).
+    pub under: &'a KeyBlob,
+    /// Factors from that master to the card's current key (empty: the key itself).
+    pub under_factors: &'a [[u8; 8]],
+    /// The card's GET CHALLENGE answer.
+    pub challenge: &'a [u8],
+    /// P1: 01 to add, the key type to modify (00 for a PSAM application key).
+    pub p1: u8,
+    /// P2: key ID.
+    pub p2: u8,
+    /// The key record before the key bytes: `type use change version algID` (group A) or
+    /// the layout of the key's group; the HSM appends the key.
+    pub record_header: &'a [u8],
+}
+
+/// The longest key-record header accepted by WRITE KEY.
+const MAX_RECORD_HEADER: usize = 16;
+
+/// The in-process HSM. Commands take `&self`; the engine is `Send + Sync` and can be shared
+/// between threads behind an `Arc`.
+#[derive(Debug)]
+pub struct Hsm {
+    lmk: Lmk,
+}
+
+fn forbidden(operation: &'static str, reason: &'static str) -> HsmError {
+    HsmError::Forbidden { operation, reason }
+}
+
+fn require_usage(
+    attributes: &KeyAttributes,
+    allowed: &[KeyUsage],
+    operation: &'static str,
+) -> Result<()> {
+    if allowed.contains(&attributes.usage()) {
+        Ok(())
+    } else {
+        Err(forbidden(operation, "the key's usage does not allow it"))
+    }
+}
+
+fn require_mode(attributes: &KeyAttributes, mode: Modes, operation: &'static str) -> Result<()> {
+    if attributes.modes().contains(mode) {
+        return Ok(());
+    }
+    Err(forbidden(
+        operation,
+        match mode {
+            Modes::DERIVE => "the key's modes of use exclude derive",
+            Modes::MAC => "the key's modes of use exclude mac",
+            Modes::ENCRYPT => "the key's modes of use exclude encrypt",
+            _ => "the key's modes of use exclude sign",
+        },
+    ))
+}
+
+fn check_factors(factors: &[[u8; 8]], minimum: usize) -> Result<()> {
+    if (minimum..=MAX_FACTORS).contains(&factors.len()) {
+        Ok(())
+    } else {
+        Err(HsmError::FactorCount {
+            expected: if minimum == 0 { "0 to 3" } else { "1 to 3" },
+            actual: factors.len(),
+        })
+    }
+}
+
+/// The mode a card-key command needs on its master: derive to reach a card key through
+/// factors, `direct` to use the key itself.
+fn card_key_mode(factors: &[[u8; 8]], direct: Modes) -> Modes {
+    if factors.is_empty() {
+        direct
+    } else {
+        Modes::DERIVE
+    }
+}
+
+/// The e-purse profile of an SM4 or 3DES key.
+fn profile_of(attributes: &KeyAttributes, operation: &'static str) -> Result<Profile> {
+    attributes.algorithm().profile().ok_or(forbidden(
+        operation,
+        "the key's algorithm has no e-purse profile",
+    ))
+}
+
+impl Hsm {
+    /// An engine working under `lmk`.
+    pub fn new(lmk: Lmk) -> Self {
+        Self { lmk }
+    }
+
+    /// The LMK's check value.
+    pub fn lmk_kcv(&self) -> Kcv {
+        self.lmk.kcv()
+    }
+
+    /// Generates a key with `attributes` (SM4, 3DES, AES, SM2 or P-256).
+    pub fn generate_key(&self, attributes: KeyAttributes) -> Result<GeneratedKey> {
+        let (blob, check) = match (attributes.algorithm(), attributes.algorithm().symmetric()) {
+            (_, Some(algorithm)) => {
+                let key = SymmetricKey::generate(algorithm)?;
+                (
+                    self.seal_symmetric(attributes, &key)?,
+                    KeyCheck::Kcv(Kcv::of(&key)),
+                )
+            }
+            (KeyAlgorithm::Sm2, None) => {
+                let key = Sm2PrivateKey::generate()?;
+                let blob = KeyBlob::seal(&self.lmk, attributes, &key.to_bytes()[..])?;
+                (
+                    blob,
+                    KeyCheck::PublicKey(key.public_key().to_uncompressed()),
+                )
+            }
+            (_, None) => {
+                let key = P256PrivateKey::generate()?;
+                let blob = KeyBlob::seal(&self.lmk, attributes, &key.to_bytes()[..])?;
+                (
+                    blob,
+                    KeyCheck::PublicKey(key.public_key().to_uncompressed()),
+                )
+            }
+        };
+        Ok(GeneratedKey { blob, check })
+    }
+
+    /// Forms a symmetric key with `attributes` from 2 or 3 clear components (XOR), each
+    /// checked against its expected check value; returns the blob and the check values.
+    pub fn form_key(
+        &self,
+        attributes: KeyAttributes,
+        components: &[KeyComponent],
+    ) -> Result<(KeyBlob, FormedKcvs)> {
+        let algorithm = attributes
+            .algorithm()
+            .symmetric()
+            .ok_or(forbidden("forming from components", "asymmetric algorithm"))?;
+        let (key, kcvs) = combine(algorithm, components)?;
+        Ok((self.seal_symmetric(attributes, &key)?, kcvs))
+    }
+
+    /// The check value of a symmetric key with `method`.
+    pub fn kcv(&self, blob: &KeyBlob, method: KcvMethod) -> Result<Kcv> {
+        Ok(Kcv::compute(
+            &self.open_symmetric(blob, "a check value")?,
+            method,
+        ))
+    }
+
+    /// Diversifies `master` by 1 to 3 factors (top level first) under its e-purse profile and
+    /// keeps the result as a new blob with `attributes`: the same usage and algorithm as the
+    /// master, and an exportability no wider than the master's. Returns the blob and the
+    /// derived key's check value.
+    pub fn derive_key(
+        &self,
+        master: &KeyBlob,
+        factors: &[[u8; 8]],
+        attributes: KeyAttributes,
+    ) -> Result<(KeyBlob, Kcv)> {
+        const OP: &str = "derivation";
+        let parent = master.attributes();
+        check_factors(factors, 1)?;
+        require_mode(parent, Modes::DERIVE, OP)?;
+        let profile = profile_of(parent, OP)?;
+        if attributes.usage() != parent.usage() {
+            return Err(forbidden(OP, "a derived key keeps its master's usage"));
+        }
+        if attributes.algorithm() != parent.algorithm() {
+            return Err(forbidden(OP, "a derived key keeps its master's algorithm"));
+        }
+        if attributes.exportability() > parent.exportability() {
+            return Err(forbidden(
+                OP,
+                "a derived key cannot be more exportable than its master",
+            ));
+        }
+        let key = profile.diversify_path(&self.open_symmetric(master, OP)?, factors)?;
+        Ok((self.seal_symmetric(attributes, &key)?, Kcv::of(&key)))
+    }
+
+    /// Online load: checks the card's MAC1 and returns MAC2. The card's DLK is the load master
+    /// `dlk_master` diversified by `factors` (0 to 3; with none, the key itself is the DLK
+    /// and needs the mac mode).
+    pub fn load_mac2(
+        &self,
+        dlk_master: &KeyBlob,
+        factors: &[[u8; 8]],
+        load: &Load,
+        mac1: &[u8],
+    ) -> Result<[u8; 4]> {
+        let (profile, dlk) = self.card_key(
+            dlk_master,
+            &[KeyUsage::Load],
+            factors,
+            Modes::MAC,
+            "load MAC1/MAC2",
+        )?;
+        let session = load.session_key(profile, &dlk)?;
+        verify(&load.mac1(&session)?, mac1, "MAC1")?;
+        Ok(load.mac2(&session)?)
+    }
+
+    /// Verifies the TAC of one purchase record; the card's DTK is the TAC master diversified
+    /// by `factors`. A TAC that does not verify is `Crypto(Mismatch("TAC"))`.
+    pub fn verify_purchase_tac(
+        &self,
+        dtk_master: &KeyBlob,
+        factors: &[[u8; 8]],
+        purchase: &Purchase,
+        tac: &[u8],
+    ) -> Result<()> {
+        let (profile, dtk) = self.card_key(
+            dtk_master,
+            &[KeyUsage::Tac],
+            factors,
+            Modes::MAC,
+            "TAC verification",
+        )?;
+        Ok(purchase.verify_tac(profile, &dtk, tac)?)
+    }
+
+    /// Verifies the TACs of a batch of purchase records under one TAC master, opened once;
+    /// consecutive records of the same school reuse its key. Returns one verdict per record;
+    /// attribute and factor-count refusals fail the whole batch before any record is checked.
+    pub fn verify_purchase_tacs(
+        &self,
+        dtk_master: &KeyBlob,
+        records: &[TacCheck<'_>],
+    ) -> Result<Vec<bool>> {
+        const OP: &str = "TAC verification";
+        let attributes = dtk_master.attributes();
+        require_usage(attributes, &[KeyUsage::Tac], OP)?;
+        let profile = profile_of(attributes, OP)?;
+        for record in records {
+            check_factors(record.factors, 0)?;
+            require_mode(attributes, card_key_mode(record.factors, Modes::MAC), OP)?;
+        }
+        let master = self.open_symmetric(dtk_master, OP)?;
+        let mut parent: Option<(&[[u8; 8]], Diversifier)> = None;
+        let mut verdicts = Vec::with_capacity(records.len());
+        for record in records {
+            let dtk = match record.factors.split_last() {
+                None => master.clone(),
+                Some((leaf, upper)) => match &parent {
+                    Some((factors, diversifier)) if *factors == upper => diversifier.derive(leaf),
+                    _ => {
+                        let key = profile.diversify_path(&master, upper)?;
+                        let diversifier = Diversifier::new(profile, &key)?;
+                        let dtk = diversifier.derive(leaf);
+                        parent = Some((upper, diversifier));
+                        dtk
+                    }
+                },
+            };
+            verdicts.push(
+                match record.purchase.verify_tac(profile, &dtk, record.tac) {
+                    Ok(()) => true,
+                    Err(CryptoError::Mismatch(_)) => false,
+                    Err(other) => return Err(other.into()),
+                },
+            );
+        }
+        Ok(verdicts)
+    }
+
+    /// The WRITE KEY (84 D4) command for a card: the key to write is derived from its master
+    /// by the card's factors, appended to `record_header`, encrypted and MACed under the
+    /// card's current key (itself derived from its master) with the card's challenge.
+    ///
+    /// The key written must be exportable (its derivatives at least; the key itself when no
+    /// factors are given), an e-purse key whose card key type matches the record's type byte
+    /// (except for a PSAM application key, P1 P2 = 00 00, whose record has its own layout),
+    /// and of the same algorithm as the protecting key; the protecting key must be an
+    /// application master or key-encryption key.
+    pub fn write_key_command(&self, request: &WriteKeyRequest<'_>) -> Result<Vec<u8>> {
+        const OP: &str = "WRITE KEY";
+        let target = request.key.attributes();
+        let needed = if request.key_factors.is_empty() {
+            Exportability::UnderKek
+        } else {
+            Exportability::DerivedOnly
+        };
+        if target.exportability() < needed {
+            return Err(forbidden(OP, "the key is not exportable"));
+        }
+        if target.algorithm() != request.under.attributes().algorithm() {
+            return Err(forbidden(
+                OP,
+                "the key and the card key protecting it differ in algorithm",
+            ));
+        }
+        let key_type = target
+            .usage()
+            .card_key_type()
+            .ok_or(forbidden(OP, "the key's usage does not allow it"))?;
+        match request.record_header.first() {
+            None => return Err(HsmError::KeyRecord("empty header")),
+            Some(_) if request.record_header.len() > MAX_RECORD_HEADER => {
+                return Err(HsmError::KeyRecord("header longer than 16 bytes"));
+            }
+            Some(&t) if (request.p1, request.p2) != (0, 0) && t & 0x3F != key_type => {
+                return Err(forbidden(
+                    OP,
+                    "the record's key type does not match the key's usage",
+                ));
+            }
+            Some(_) => {}
+        }
+        let (_, key) = self.card_key(
+            request.key,
+            &[target.usage()],
+            request.key_factors,
+            Modes::NONE,
+            OP,
+        )?;
+        let (_, under) = self.card_key(
+            request.under,
+            &[KeyUsage::AppMaster, KeyUsage::KeyEncryption],
+            request.under_factors,
+            Modes::ENCRYPT,
+            OP,
+        )?;
+        let mut record = Zeroizing::new(Vec::with_capacity(MAX_RECORD_HEADER + 16));
+        record.extend_from_slice(request.record_header);
+        record.extend_from_slice(key.expose_secret());
+        Ok(secure_messaging::write_key_command(
+            &under,
+            request.challenge,
+            request.p1,
+            request.p2,
+            &record,
+        )?)
+    }
+
+    /// The EXTERNAL AUTHENTICATE cryptogram for a card's challenge under its external-auth
+    /// (or application master) key, derived from `master` by `factors`.
+    pub fn external_auth_cryptogram(
+        &self,
+        master: &KeyBlob,
+        factors: &[[u8; 8]],
+        challenge: &[u8],
+    ) -> Result<Vec<u8>> {
+        let (_, key) = self.card_key(
+            master,
+            &[KeyUsage::ExternalAuth, KeyUsage::AppMaster],
+            factors,
+            Modes::ENCRYPT,
+            "external authentication",
+        )?;
+        Ok(secure_messaging::external_auth_cryptogram(&key, challenge)?)
+    }
+
+    /// Signs `message` with an SM2 key as signer `id` (GB/T 32918.2, ZA from `id`).
+    pub fn sign_sm2(&self, blob: &KeyBlob, id: &[u8], message: &[u8]) -> Result<Signature> {
+        let secret = self.open_signing(blob, KeyAlgorithm::Sm2)?;
+        Ok(Sm2PrivateKey::from_bytes(&secret[..])?.sign(id, message)?)
+    }
+
+    /// Signs `message` with a P-256 key (ECDSA with SHA-256).
+    pub fn sign_p256(&self, blob: &KeyBlob, message: &[u8]) -> Result<Signature> {
+        let secret = self.open_signing(blob, KeyAlgorithm::P256)?;
+        Ok(P256PrivateKey::from_bytes(&secret[..])?.sign(message)?)
+    }
+
+    /// The uncompressed public key (`04 || x || y`) of an SM2 or P-256 key.
+    pub fn public_key(&self, blob: &KeyBlob) -> Result<[u8; 65]> {
+        const OP: &str = "public key export";
+        let mut buffer = open_buffer();
+        match blob.attributes().algorithm() {
+            KeyAlgorithm::Sm2 => {
+                let secret = blob.open(&self.lmk, &mut buffer)?;
+                Ok(Sm2PrivateKey::from_bytes(secret)?
+                    .public_key()
+                    .to_uncompressed())
+            }
+            KeyAlgorithm::P256 => {
+                let secret = blob.open(&self.lmk, &mut buffer)?;
+                Ok(P256PrivateKey::from_bytes(secret)?
+                    .public_key()
+                    .to_uncompressed())
+            }
+            _ => Err(forbidden(OP, "a symmetric key has no public key")),
+        }
+    }
+
+    /// Fills `out` with random bytes from the operating system's CSPRNG.
+    pub fn random(&self, out: &mut [u8]) -> Result<()> {
+        Ok(ykt_crypto::random::fill(out)?)
+    }
+
+    fn seal_symmetric(&self, attributes: KeyAttributes, key: &SymmetricKey) -> Result<KeyBlob> {
+        if attributes.algorithm().symmetric() != Some(key.algorithm()) {
+            return Err(HsmError::InvalidAttributes(
+                "algorithm attribute differs from the key",
+            ));
+        }
+        KeyBlob::seal(&self.lmk, attributes, key.expose_secret())
+    }
+
+    fn open_symmetric(&self, blob: &KeyBlob, operation: &'static str) -> Result<SymmetricKey> {
+        let algorithm: SymmetricAlgorithm = blob
+            .attributes()
+            .algorithm()
+            .symmetric()
+            .ok_or(forbidden(operation, "the key is asymmetric"))?;
+        let mut buffer = open_buffer();
+        let secret = blob.open(&self.lmk, &mut buffer)?;
+        Ok(SymmetricKey::new(algorithm, secret)?)
+    }
+
+    fn open_signing(&self, blob: &KeyBlob, algorithm: KeyAlgorithm) -> Result<Zeroizing<[u8; 32]>> {
+        const OP: &str = "signing";
+        let attributes = blob.attributes();
+        require_usage(attributes, &[KeyUsage::Signature], OP)?;
+        require_mode(attributes, Modes::SIGN, OP)?;
+        if attributes.algorithm() != algorithm {
+            return Err(forbidden(OP, "the key is of another algorithm"));
+        }
+        let mut buffer = open_buffer();
+        let mut scalar = Zeroizing::new([0u8; 32]);
+        scalar.copy_from_slice(blob.open(&self.lmk, &mut buffer)?);
+        Ok(scalar)
+    }
+
+    /// Opens a card key: checks the usage, the factor count and the mode (derive to go
+    /// through factors, `direct` to use the key itself), then diversifies.
+    fn card_key(
+        &self,
+        blob: &KeyBlob,
+        usages: &[KeyUsage],
+        factors: &[[u8; 8]],
+        direct: Modes,
+        operation: &'static str,
+    ) -> Result<(Profile, SymmetricKey)> {
+        let attributes = blob.attributes();
+        require_usage(attributes, usages, operation)?;
+        let profile = profile_of(attributes, operation)?;
+        check_factors(factors, 0)?;
+        require_mode(attributes, card_key_mode(factors, direct), operation)?;
+        let master = self.open_symmetric(blob, operation)?;
+        if factors.is_empty() {
+            Ok((profile, master))
+        } else {
+            Ok((profile, profile.diversify_path(&master, factors)?))
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The one error type of `ykt-hsm-sim`.
+
+use crate::shamir::ShamirError;
+use thiserror::Error;
+use ykt_crypto::CryptoError;
+
+/// Everything an HSM command can refuse or fail with.
+///
+/// Messages never carry key bytes, component bytes or unlock secrets; check values, attribute
+/// names and indexes are the most they show.
+#[derive(Debug, Error)]
+pub enum HsmError {
+    /// A combination of key attributes is not allowed (for example a purchase key for SM2, or
+    /// a signature key with the derive mode).
+    #[error("invalid key attributes: {0}")]
+    InvalidAttributes(&'static str),
+    /// The attributes bound to the key forbid the requested operation.
+    #[error("key attributes forbid {operation}: {reason}")]
+    Forbidden {
+        /// The command that was refused.
+        operation: &'static str,
+        /// The attribute that refused it.
+        reason: &'static str,
+    },
+    /// A key blob is not one of this format (wrong length, unknown version or attribute code).
+    #[error("malformed key blob: {0}")]
+    MalformedBlob(&'static str),
+    /// A key blob failed authentication: sealed under another LMK, corrupted or re-labelled.
+    #[error("key blob rejected: not sealed by this LMK, corrupted or re-labelled")]
+    BlobRejected,
+    /// A sealed LMK file could not be opened with the unlock secret given (wrong secret or a
+    /// corrupted file).
+    #[error("LMK file cannot be unsealed: wrong unlock secret or corrupted file")]
+    LmkUnseal,
+    /// A sealed LMK file is not of this format.
+    #[error("malformed LMK file: {0}")]
+    MalformedLmkFile(&'static str),
+    /// Reading or writing the sealed LMK file failed.
+    #[error("LMK file: {0}")]
+    Io(#[from] std::io::Error),
+    /// Key components: wrong number given.
+    #[error("{actual} key components given, 2 or 3 are required")]
+    ComponentCount {
+        /// Number of components given.
+        actual: usize,
+    },
+    /// A key component has the wrong length for the algorithm.
+    #[error("key component {index} must be {expected} bytes, got {actual}")]
+    ComponentLength {
+        /// 1-based position of the component.
+        index: usize,
+        /// Required length in bytes.
+        expected: usize,
+        /// Length given.
+        actual: usize,
+    },
+    /// A key component's check value differs from the one its officer expected.
+    #[error("key component {index}: check value does not match")]
+    ComponentKcvMismatch {
+        /// 1-based position of the component.
+        index: usize,
+    },
+    /// A 32-byte secret was expected (Shamir-recombined LMK or unlock secret).
+    #[error("secret must be 32 bytes, got {0}")]
+    SecretLength(usize),
+    /// The number of diversification factors is outside the command's range.
+    #[error("{actual} diversification factors given, {expected} allowed")]
+    FactorCount {
+        /// Allowed range, as text.
+        expected: &'static str,
+        /// Number given.
+        actual: usize,
+    },
+    /// A key record for WRITE KEY does not fit the key it carries.
+    #[error("key record: {0}")]
+    KeyRecord(&'static str),
+    /// An algorithm-level failure, including a MAC1 or TAC that does not verify.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A share could not be made, read or combined; the kind says which check refused it.
+    #[error("key share: {0}")]
+    Share(#[from] ShamirError),
+}
+
+/// Result with [`HsmError`].
+pub type Result<T, E = HsmError> = std::result::Result<T, E>;

@@ -1,0 +1,730 @@
+//! Every command of the engine, its attribute refusals, tampered blobs and the LMK ceremony.
+//! MACs and TACs are checked against `ykt-crypto` computed independently from the same clear
+//! test keys, which enter the HSM as components.
+
+use std::sync::Arc;
+use ykt_crypto::epurse::transaction_type;
+use ykt_crypto::p256::P256PublicKey;
+use ykt_crypto::sm2::Sm2PublicKey;
+use ykt_crypto::{
+    CryptoError, Kcv, KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey,
+};
+use ykt_hsm_sim::{
+    CeremonySecret, Exportability, GeneratedKey, Hsm, HsmError, KeyAlgorithm, KeyAttributes,
+    KeyBlob, KeyCheck, KeyComponent, KeyUsage, Lmk, Modes, TacCheck, WriteKeyRequest,
+};
+
+const ASN: [u8; 8] = [0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18];
+const SCHOOL: [u8; 8] = [0x51, 0x00, 0xFF, 0, 0, 0, 0, 0];
+const REGION: [u8; 8] = [0x20, 0x00, 0xFF, 0, 0, 0, 0, 0];
+
+fn new_hsm() -> Hsm {
+    Hsm::new(Lmk::generate().unwrap())
+}
+
+fn attrs(
+    usage: KeyUsage,
+    algorithm: KeyAlgorithm,
+    modes: Modes,
+    exportability: Exportability,
+) -> KeyAttributes {
+    KeyAttributes::new(usage, algorithm, modes, exportability, 1).unwrap()
+}
+
+fn clear_key(algorithm: SymmetricAlgorithm, seed: u8) -> SymmetricKey {
+    let bytes: Vec<u8> = (0..algorithm.key_len() as u8)
+        .map(|i| seed.wrapping_mul(29) ^ i.wrapping_mul(13))
+        .collect();
+    SymmetricKey::new(algorithm, &bytes).unwrap()
+}
+
+/// Imports a clear key as two components, each with its expected check value.
+fn import(hsm: &Hsm, key: &SymmetricKey, attributes: KeyAttributes) -> KeyBlob {
+    let first: Vec<u8> = (0..key.len() as u8)
+        .map(|i| i.wrapping_mul(71) ^ 0x5C)
+        .collect();
+    let second: Vec<u8> = first
+        .iter()
+        .zip(key.expose_secret())
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let algorithm = key.algorithm();
+    let components: Vec<KeyComponent> = [first, second]
+        .iter()
+        .map(|c| {
+            let kcv = KeyComponent::new(c).kcv(algorithm).unwrap();
+            KeyComponent::new(c).with_expected_kcv(kcv.value())
+        })
+        .collect();
+    let (blob, kcvs) = hsm.form_key(attributes, &components).unwrap();
+    assert_eq!(kcvs.combined, Kcv::of(key));
+    assert_eq!(kcvs.components.len(), 2);
+    blob
+}
+
+fn profile(algorithm: SymmetricAlgorithm) -> Profile {
+    Profile::for_algorithm(algorithm).unwrap()
+}
+
+fn key_algorithm(algorithm: SymmetricAlgorithm) -> KeyAlgorithm {
+    match algorithm {
+        SymmetricAlgorithm::Sm4 => KeyAlgorithm::Sm4,
+        _ => KeyAlgorithm::TripleDes,
+    }
+}
+
+const CARD_ALGORITHMS: [SymmetricAlgorithm; 2] =
+    [SymmetricAlgorithm::TripleDes, SymmetricAlgorithm::Sm4];
+
+fn purchase(amount: u32, terminal_seq: u32) -> Purchase {
+    Purchase {
+        card_random: [1, 2, 3, 4],
+        offline_seq: 7,
+        amount,
+        transaction_type: transaction_type::EP_PURCHASE,
+        terminal_id: [1, 2, 3, 4, 5, 6],
+        terminal_seq,
+        date: [0x20, 0x26, 0x05, 0x01],
+        time: [0x10, 0x20, 0x30],
+    }
+}
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, HsmError>) {
+    assert!(
+        matches!(result, Err(HsmError::Forbidden { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn generated_keys_carry_check_values_or_public_keys() {
+    let hsm = new_hsm();
+    for algorithm in [
+        KeyAlgorithm::Sm4,
+        KeyAlgorithm::TripleDes,
+        KeyAlgorithm::Aes128,
+        KeyAlgorithm::Aes256,
+    ] {
+        let a = attrs(
+            KeyUsage::KeyEncryption,
+            algorithm,
+            Modes::ENCRYPT,
+            Exportability::None,
+        );
+        let GeneratedKey { blob, check } = hsm.generate_key(a).unwrap();
+        assert_eq!(blob.attributes(), &a);
+        let kcv = hsm
+            .kcv(
+                &blob,
+                KcvMethod::default_for(algorithm.symmetric().unwrap()),
+            )
+            .unwrap();
+        assert_eq!(check, KeyCheck::Kcv(kcv));
+        assert_eq!(
+            hsm.kcv(&blob, KcvMethod::EncryptZeros)
+                .unwrap()
+                .value()
+                .len(),
+            3
+        );
+    }
+    for algorithm in [KeyAlgorithm::Sm2, KeyAlgorithm::P256] {
+        let a = attrs(
+            KeyUsage::Signature,
+            algorithm,
+            Modes::SIGN,
+            Exportability::None,
+        );
+        let GeneratedKey { blob, check } = hsm.generate_key(a).unwrap();
+        assert_eq!(check, KeyCheck::PublicKey(hsm.public_key(&blob).unwrap()));
+        forbidden(hsm.kcv(&blob, KcvMethod::Cmac));
+    }
+}
+
+#[test]
+fn signatures_verify_with_the_exported_public_key() {
+    let hsm = new_hsm();
+    let sm2 = hsm
+        .generate_key(attrs(
+            KeyUsage::Signature,
+            KeyAlgorithm::Sm2,
+            Modes::SIGN,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob;
+    let id = b"bureau-audit@ykt";
+    let signature = hsm.sign_sm2(&sm2, id, b"checkpoint 42").unwrap();
+    let public = Sm2PublicKey::from_sec1(&hsm.public_key(&sm2).unwrap()).unwrap();
+    public.verify(id, b"checkpoint 42", &signature).unwrap();
+    assert!(
+        public
+            .verify(b"1234567812345678", b"checkpoint 42", &signature)
+            .is_err()
+    );
+
+    let p256 = hsm
+        .generate_key(attrs(
+            KeyUsage::Signature,
+            KeyAlgorithm::P256,
+            Modes::SIGN,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob;
+    let signature = hsm.sign_p256(&p256, b"blacklist v7").unwrap();
+    P256PublicKey::from_sec1(&hsm.public_key(&p256).unwrap())
+        .unwrap()
+        .verify(b"blacklist v7", &signature)
+        .unwrap();
+
+    // Each signing command takes only its own algorithm.
+    forbidden(hsm.sign_sm2(&p256, id, b"x"));
+    forbidden(hsm.sign_p256(&sm2, b"x"));
+}
+
+#[test]
+fn keys_are_refused_for_what_their_attributes_forbid() {
+    let hsm = new_hsm();
+    let sm4 = KeyAlgorithm::Sm4;
+    let purchase_key = hsm
+        .generate_key(attrs(
+            KeyUsage::Purchase,
+            sm4,
+            Modes::DERIVE | Modes::MAC,
+            Exportability::UnderKek,
+        ))
+        .unwrap()
+        .blob;
+    // A purchase key cannot sign nor show a public key.
+    forbidden(hsm.sign_sm2(&purchase_key, b"id", b"m"));
+    forbidden(hsm.public_key(&purchase_key));
+
+    // A derive-only master cannot MAC: used directly (no factors) it is refused.
+    let mlk = hsm
+        .generate_key(attrs(
+            KeyUsage::Load,
+            sm4,
+            Modes::DERIVE,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob;
+    let load = Load {
+        card_random: [0; 4],
+        online_seq: 0,
+        old_balance: 0,
+        amount: 1,
+        transaction_type: transaction_type::EP_LOAD,
+        terminal_id: [0; 6],
+        date: [0; 4],
+        time: [0; 3],
+    };
+    forbidden(hsm.load_mac2(&mlk, &[], &load, &[0; 4]));
+    // A MAC-only key cannot derive.
+    let mac_only = hsm
+        .generate_key(attrs(KeyUsage::Tac, sm4, Modes::MAC, Exportability::None))
+        .unwrap()
+        .blob;
+    forbidden(hsm.verify_purchase_tac(&mac_only, &[ASN], &purchase(1, 1), &[0; 4]));
+    forbidden(hsm.derive_key(
+        &mac_only,
+        &[ASN],
+        attrs(KeyUsage::Tac, sm4, Modes::MAC, Exportability::None),
+    ));
+    // A load key is no TAC key, and a TAC key no load key.
+    forbidden(hsm.verify_purchase_tac(&mlk, &[ASN], &purchase(1, 1), &[0; 4]));
+    forbidden(hsm.load_mac2(&mac_only, &[], &load, &[0; 4]));
+    // Derivation keeps the usage and algorithm and never widens exportability.
+    forbidden(hsm.derive_key(
+        &mlk,
+        &[ASN],
+        attrs(KeyUsage::Purchase, sm4, Modes::MAC, Exportability::None),
+    ));
+    forbidden(hsm.derive_key(
+        &mlk,
+        &[ASN],
+        attrs(
+            KeyUsage::Load,
+            KeyAlgorithm::TripleDes,
+            Modes::MAC,
+            Exportability::None,
+        ),
+    ));
+    forbidden(hsm.derive_key(
+        &mlk,
+        &[ASN],
+        attrs(KeyUsage::Load, sm4, Modes::MAC, Exportability::DerivedOnly),
+    ));
+    // Factor counts.
+    assert!(matches!(
+        hsm.derive_key(
+            &mlk,
+            &[],
+            attrs(KeyUsage::Load, sm4, Modes::MAC, Exportability::None)
+        ),
+        Err(HsmError::FactorCount { actual: 0, .. })
+    ));
+    assert!(matches!(
+        hsm.load_mac2(&mlk, &[ASN; 4], &load, &[0; 4]),
+        Err(HsmError::FactorCount { actual: 4, .. })
+    ));
+
+    // A non-exportable key cannot be wrapped; a derived-only one only through factors.
+    let app_master = hsm
+        .generate_key(attrs(
+            KeyUsage::AppMaster,
+            sm4,
+            Modes::DERIVE,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob;
+    let request = |key: &KeyBlob, key_factors: &'static [[u8; 8]]| {
+        hsm.write_key_command(&WriteKeyRequest {
+            key,
+            key_factors,
+            under: &app_master,
+            under_factors: &[ASN],
+            challenge: &[1, 2, 3, 4],
+            p1: 0x01,
+            p2: 0x00,
+            record_header: &[0x3F, 0xF0, 0xF1, 0x01, 0x04],
+        })
+    };
+    forbidden(request(&mlk, &[ASN]));
+    let exportable_mlk = hsm
+        .generate_key(attrs(
+            KeyUsage::Load,
+            sm4,
+            Modes::DERIVE,
+            Exportability::DerivedOnly,
+        ))
+        .unwrap()
+        .blob;
+    assert!(request(&exportable_mlk, &[ASN]).is_ok());
+    forbidden(request(&exportable_mlk, &[]));
+    // The record's key type must be the key's: a load key is not written as a purchase key.
+    forbidden(hsm.write_key_command(&WriteKeyRequest {
+        key: &exportable_mlk,
+        key_factors: &[ASN],
+        under: &app_master,
+        under_factors: &[ASN],
+        challenge: &[1, 2, 3, 4],
+        p1: 0x01,
+        p2: 0x00,
+        record_header: &[0x3E, 0xF0, 0xF1, 0x01, 0x04],
+    }));
+    // The app master is derive-only: it cannot encrypt an external-auth cryptogram itself.
+    forbidden(hsm.external_auth_cryptogram(&app_master, &[], &[0; 8]));
+    assert!(
+        hsm.external_auth_cryptogram(&app_master, &[ASN], &[0; 8])
+            .is_ok()
+    );
+}
+
+#[test]
+fn relabelled_and_corrupted_blobs_are_refused() {
+    let hsm = new_hsm();
+    let a = attrs(
+        KeyUsage::Tac,
+        KeyAlgorithm::TripleDes,
+        Modes::DERIVE,
+        Exportability::None,
+    );
+    let blob = hsm.generate_key(a).unwrap().blob;
+    let record = purchase(100, 1);
+    // Re-label: add the mac mode, widen exportability, change the usage or the version.
+    for (offset, value) in [(3, 0x03), (4, 0x02), (1, 0x02), (5, 0x02)] {
+        let mut bytes = blob.as_bytes().to_vec();
+        bytes[offset] = value;
+        let relabelled = KeyBlob::from_bytes(bytes).unwrap();
+        assert_ne!(relabelled.attributes(), blob.attributes());
+        let result = match offset {
+            1 => hsm
+                .load_mac2(
+                    &relabelled,
+                    &[ASN],
+                    &Load {
+                        card_random: [0; 4],
+                        online_seq: 0,
+                        old_balance: 0,
+                        amount: 1,
+                        transaction_type: 2,
+                        terminal_id: [0; 6],
+                        date: [0; 4],
+                        time: [0; 3],
+                    },
+                    &[0; 4],
+                )
+                .map(|_| ()),
+            3 => hsm.verify_purchase_tac(&relabelled, &[], &record, &[0; 4]),
+            _ => hsm.verify_purchase_tac(&relabelled, &[ASN], &record, &[0; 4]),
+        };
+        assert!(
+            matches!(result, Err(HsmError::BlobRejected)),
+            "{offset}: {result:?}"
+        );
+    }
+    // Corrupt the nonce, the ciphertext or the tag.
+    for offset in [6, 20, blob.as_bytes().len() - 1] {
+        let mut bytes = blob.as_bytes().to_vec();
+        bytes[offset] ^= 0x01;
+        let corrupted = KeyBlob::from_bytes(bytes).unwrap();
+        assert!(matches!(
+            hsm.kcv(&corrupted, KcvMethod::EncryptZeros),
+            Err(HsmError::BlobRejected)
+        ));
+    }
+    // A blob of another HSM (another LMK) does not open here.
+    assert!(matches!(
+        new_hsm().kcv(&blob, KcvMethod::EncryptZeros),
+        Err(HsmError::BlobRejected)
+    ));
+    // Truncated or with an unknown format version: refused before decryption.
+    assert!(matches!(
+        KeyBlob::from_bytes(blob.as_bytes()[..30].to_vec()),
+        Err(HsmError::MalformedBlob(_))
+    ));
+}
+
+#[test]
+fn form_key_refuses_a_component_with_the_wrong_check_value() {
+    let hsm = new_hsm();
+    let a = attrs(
+        KeyUsage::Tac,
+        KeyAlgorithm::Sm4,
+        Modes::DERIVE,
+        Exportability::None,
+    );
+    let good = KeyComponent::new(&[0x11; 16]);
+    let kcv = good.kcv(SymmetricAlgorithm::Sm4).unwrap();
+    let bad = KeyComponent::new(&[0x22; 16]).with_expected_kcv(kcv.value());
+    assert!(matches!(
+        hsm.form_key(a, &[good.clone().with_expected_kcv(kcv.value()), bad]),
+        Err(HsmError::ComponentKcvMismatch { index: 2 })
+    ));
+    assert!(matches!(
+        hsm.form_key(a, std::slice::from_ref(&good)),
+        Err(HsmError::ComponentCount { actual: 1 })
+    ));
+    let signature = attrs(
+        KeyUsage::Signature,
+        KeyAlgorithm::Sm2,
+        Modes::SIGN,
+        Exportability::None,
+    );
+    forbidden(hsm.form_key(signature, &[good.clone(), good]));
+}
+
+#[test]
+fn derived_blobs_hold_the_pboc_diversified_key() {
+    let hsm = new_hsm();
+    for algorithm in CARD_ALGORITHMS {
+        let ka = key_algorithm(algorithm);
+        let mtk = clear_key(algorithm, 3);
+        let master = import(
+            &hsm,
+            &mtk,
+            attrs(KeyUsage::Tac, ka, Modes::DERIVE, Exportability::DerivedOnly),
+        );
+        let school = attrs(
+            KeyUsage::Tac,
+            ka,
+            Modes::DERIVE | Modes::MAC,
+            Exportability::None,
+        );
+        let (school_blob, kcv) = hsm.derive_key(&master, &[REGION, SCHOOL], school).unwrap();
+        let expected = profile(algorithm)
+            .diversify_path(&mtk, &[REGION, SCHOOL])
+            .unwrap();
+        assert_eq!(kcv, Kcv::of(&expected));
+        assert_eq!(
+            hsm.kcv(&school_blob, KcvMethod::default_for(algorithm))
+                .unwrap(),
+            kcv
+        );
+        // The school key then serves its cards, and a card key kept as a blob MACs directly.
+        let dtk = profile(algorithm).diversify(&expected, &ASN).unwrap();
+        let record = purchase(250, 9);
+        let tac = record.tac(profile(algorithm), &dtk).unwrap();
+        hsm.verify_purchase_tac(&school_blob, &[ASN], &record, &tac)
+            .unwrap();
+        let (card_blob, _) = hsm
+            .derive_key(
+                &school_blob,
+                &[ASN],
+                attrs(KeyUsage::Tac, ka, Modes::MAC, Exportability::None),
+            )
+            .unwrap();
+        hsm.verify_purchase_tac(&card_blob, &[], &record, &tac)
+            .unwrap();
+    }
+}
+
+#[test]
+fn load_mac1_is_verified_and_mac2_matches_ykt_crypto() {
+    let hsm = new_hsm();
+    for algorithm in CARD_ALGORITHMS {
+        let mlk = clear_key(algorithm, 2);
+        let blob = import(
+            &hsm,
+            &mlk,
+            attrs(
+                KeyUsage::Load,
+                key_algorithm(algorithm),
+                Modes::DERIVE,
+                Exportability::None,
+            ),
+        );
+        let profile = profile(algorithm);
+        let dlk = profile.diversify(&mlk, &ASN).unwrap();
+        let load = Load {
+            card_random: [0x9A, 0x1B, 0x2C, 0x3D],
+            online_seq: 5,
+            old_balance: 1000,
+            amount: 5000,
+            transaction_type: transaction_type::EP_LOAD,
+            terminal_id: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
+            date: [0x20, 0x26, 0x05, 0x01],
+            time: [0x12, 0x00, 0x00],
+        };
+        let session = load.session_key(profile, &dlk).unwrap();
+        let mac1 = load.mac1(&session).unwrap();
+        let mac2 = hsm.load_mac2(&blob, &[ASN], &load, &mac1).unwrap();
+        assert_eq!(mac2, load.mac2(&session).unwrap());
+        let mut bad = mac1;
+        bad[0] ^= 1;
+        assert!(matches!(
+            hsm.load_mac2(&blob, &[ASN], &load, &bad),
+            Err(HsmError::Crypto(CryptoError::Mismatch("MAC1")))
+        ));
+        // Another card's MAC1 does not pass for this one.
+        assert!(hsm.load_mac2(&blob, &[SCHOOL], &load, &mac1).is_err());
+    }
+}
+
+#[test]
+fn tacs_are_verified_singly_and_in_batches() {
+    let hsm = new_hsm();
+    for algorithm in CARD_ALGORITHMS {
+        let mtk = clear_key(algorithm, 7);
+        let blob = import(
+            &hsm,
+            &mtk,
+            attrs(
+                KeyUsage::Tac,
+                key_algorithm(algorithm),
+                Modes::DERIVE,
+                Exportability::None,
+            ),
+        );
+        let profile = profile(algorithm);
+        let cards: Vec<[[u8; 8]; 3]> = (0..6u8)
+            .map(|i| {
+                let mut asn = ASN;
+                asn[7] = i;
+                let mut school = SCHOOL;
+                school[1] = i / 3; // two schools, three cards each
+                [REGION, school, asn]
+            })
+            .collect();
+        let records: Vec<Purchase> = (0..6u32).map(|i| purchase(100 + i, i)).collect();
+        let mut tacs: Vec<[u8; 4]> = cards
+            .iter()
+            .zip(&records)
+            .map(|(factors, record)| {
+                let dtk = profile.diversify_path(&mtk, factors).unwrap();
+                record.tac(profile, &dtk).unwrap()
+            })
+            .collect();
+        hsm.verify_purchase_tac(&blob, &cards[0], &records[0], &tacs[0])
+            .unwrap();
+        assert!(matches!(
+            hsm.verify_purchase_tac(&blob, &cards[1], &records[0], &tacs[0]),
+            Err(HsmError::Crypto(CryptoError::Mismatch("TAC")))
+        ));
+        tacs[4][3] ^= 0x40;
+        let checks: Vec<TacCheck<'_>> = (0..6)
+            .map(|i| TacCheck {
+                factors: &cards[i],
+                purchase: &records[i],
+                tac: &tacs[i],
+            })
+            .collect();
+        assert_eq!(
+            hsm.verify_purchase_tacs(&blob, &checks).unwrap(),
+            [true, true, true, true, false, true]
+        );
+        assert!(hsm.verify_purchase_tacs(&blob, &[]).unwrap().is_empty());
+        // One record with too many factors fails the batch before anything is checked.
+        let too_deep = [ASN; 4];
+        let mut bad = checks.clone();
+        bad.push(TacCheck {
+            factors: &too_deep,
+            purchase: &records[0],
+            tac: &tacs[0],
+        });
+        assert!(matches!(
+            hsm.verify_purchase_tacs(&blob, &bad),
+            Err(HsmError::FactorCount { actual: 4, .. })
+        ));
+    }
+}
+
+#[test]
+fn lmk_ceremony_seal_unseal_and_custody_change() {
+    let dir = std::env::temp_dir().join(format!("ykt-hsm-sim-lmk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lmk.sealed");
+    let components = |seed: u8| -> Vec<KeyComponent> {
+        (0..3u8)
+            .map(|i| KeyComponent::new(&[seed.wrapping_add(i).wrapping_mul(37); 32]))
+            .collect()
+    };
+    let (secret, kcvs) = CeremonySecret::from_components(&components(1)).unwrap();
+    assert_eq!(kcvs.components.len(), 3);
+    assert_eq!(kcvs.combined, secret.kcv());
+    let lmk = Lmk::form(&secret).unwrap();
+    assert_eq!(lmk.kcv(), secret.kcv());
+    lmk.seal_to(&path, &secret).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The file never holds the LMK in clear.
+    let file = std::fs::read(&path).unwrap();
+    let lmk_bytes: Vec<u8> = (0..3u8)
+        .map(|i| [1u8.wrapping_add(i).wrapping_mul(37); 32])
+        .fold(vec![0u8; 32], |acc, c| {
+            acc.iter().zip(c).map(|(a, b)| a ^ b).collect()
+        });
+    assert!(!file.windows(32).any(|w| w == lmk_bytes.as_slice()));
+
+    let hsm = Hsm::new(lmk);
+    let blob = hsm
+        .generate_key(attrs(
+            KeyUsage::Tac,
+            KeyAlgorithm::Sm4,
+            Modes::DERIVE,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob;
+    let kcv = hsm.kcv(&blob, KcvMethod::Cmac).unwrap();
+
+    // Restart: the officers re-enter their components.
+    let (again, _) = CeremonySecret::from_components(&components(1)).unwrap();
+    let restarted = Hsm::new(Lmk::unseal_from(&path, &again).unwrap());
+    assert_eq!(restarted.lmk_kcv(), hsm.lmk_kcv());
+    assert_eq!(restarted.kcv(&blob, KcvMethod::Cmac).unwrap(), kcv);
+
+    // Wrong components are refused, they do not form another LMK.
+    let (wrong, _) = CeremonySecret::from_components(&components(2)).unwrap();
+    assert!(matches!(
+        Lmk::unseal_from(&path, &wrong),
+        Err(HsmError::LmkUnseal)
+    ));
+
+    // Custody change: the same LMK sealed under a Shamir-recombined secret.
+    let shamir = CeremonySecret::from_bytes(&[0x42; 32]).unwrap();
+    Lmk::unseal_from(&path, &again)
+        .unwrap()
+        .seal_to(&path, &shamir)
+        .unwrap();
+    assert!(Lmk::unseal_from(&path, &again).is_err());
+    let custody = Hsm::new(Lmk::unseal_from(&path, &shamir).unwrap());
+    assert_eq!(custody.kcv(&blob, KcvMethod::Cmac).unwrap(), kcv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lmk_components_are_checked() {
+    let component = KeyComponent::new(&[7; 32]);
+    let kcv = component.kcv(SymmetricAlgorithm::Aes256).unwrap();
+    let ok = [
+        component.clone().with_expected_kcv(kcv.value()),
+        KeyComponent::new(&[9; 32]),
+    ];
+    assert!(CeremonySecret::from_components(&ok).is_ok());
+    let bad = [
+        KeyComponent::new(&[9; 32]),
+        component.with_expected_kcv(&[0; 5]),
+    ];
+    assert!(matches!(
+        CeremonySecret::from_components(&bad),
+        Err(HsmError::ComponentKcvMismatch { index: 2 })
+    ));
+    assert!(matches!(
+        CeremonySecret::from_components(&[
+            KeyComponent::new(&[1; 16]),
+            KeyComponent::new(&[2; 16])
+        ]),
+        Err(HsmError::ComponentLength { index: 1, .. })
+    ));
+}
+
+#[test]
+fn random_and_sharing_between_threads() {
+    let hsm = Arc::new(new_hsm());
+    let blob = hsm
+        .generate_key(attrs(
+            KeyUsage::Tac,
+            KeyAlgorithm::Sm4,
+            Modes::MAC,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob;
+    let kcv = hsm.kcv(&blob, KcvMethod::Cmac).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (hsm, blob) = (Arc::clone(&hsm), blob.clone());
+            std::thread::spawn(move || hsm.kcv(&blob, KcvMethod::Cmac).unwrap())
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap(), kcv);
+    }
+    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+    hsm.random(&mut a).unwrap();
+    hsm.random(&mut b).unwrap();
+    assert_ne!(a, b);
+}
+
+#[test]
+fn nothing_secret_in_debug_or_errors() {
+    let hsm = new_hsm();
+    let key = clear_key(SymmetricAlgorithm::Sm4, 0x5A);
+    let blob = import(
+        &hsm,
+        &key,
+        attrs(
+            KeyUsage::Tac,
+            KeyAlgorithm::Sm4,
+            Modes::DERIVE,
+            Exportability::None,
+        ),
+    );
+    let hex_key: String = key
+        .expose_secret()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let error = hsm
+        .verify_purchase_tac(&blob, &[ASN], &purchase(1, 1), &[0; 4])
+        .unwrap_err();
+    for shown in [
+        format!("{hsm:?}"),
+        format!("{blob:?}"),
+        format!("{error} {error:?}"),
+    ] {
+        assert!(!shown.to_uppercase().contains(&hex_key), "{shown}");
+        assert!(
+            !shown.contains(&format!("{:?}", key.expose_secret())),
+            "{shown}"
+        );
+    }
+}
