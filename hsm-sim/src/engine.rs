@@ -6,6 +6,7 @@ use crate::attributes::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Mo
 use crate::blob::{KeyBlob, open_buffer};
 use crate::component::{FormedKcvs, KeyComponent, combine};
 use crate::error::{HsmError, Result};
+use crate::keyblock::KeyBlock;
 use crate::lmk::Lmk;
 use ykt_crypto::mac::verify;
 use ykt_crypto::p256::P256PrivateKey;
@@ -141,6 +142,18 @@ fn profile_of(attributes: &KeyAttributes, operation: &'static str) -> Result<Pro
         operation,
         "the key's algorithm has no e-purse profile",
     ))
+}
+
+/// Checks that `kek` may protect key blocks: key-encryption usage, encrypt mode, AES or
+/// SM4.
+fn require_kek(kek: &KeyBlob, operation: &'static str) -> Result<()> {
+    let attributes = kek.attributes();
+    require_usage(attributes, &[KeyUsage::KeyEncryption], operation)?;
+    require_mode(attributes, Modes::ENCRYPT, operation)?;
+    match attributes.algorithm() {
+        KeyAlgorithm::Aes128 | KeyAlgorithm::Aes256 | KeyAlgorithm::Sm4 => Ok(()),
+        _ => Err(forbidden(operation, "the KEK must be AES or SM4")),
+    }
 }
 
 impl Hsm {
@@ -408,6 +421,42 @@ impl Hsm {
             "external authentication",
         )?;
         Ok(secure_messaging::external_auth_cryptogram(&key, challenge)?)
+    }
+
+    /// Exports `key` under `kek` as a key block ([`crate::keyblock`]) carrying its attributes
+    /// in the header.
+    ///
+    /// The key must be exportable under a KEK ([`Exportability::UnderKek`]) and no longer
+    /// than the KEK (an AES-256 key under a 128-bit KEK is refused); the KEK must be a
+    /// key-encryption key with the encrypt mode, AES or SM4, and not the key itself.
+    pub fn export_key(&self, key: &KeyBlob, kek: &KeyBlob) -> Result<KeyBlock> {
+        const OP: &str = "key export";
+        let attributes = key.attributes();
+        if attributes.exportability() != Exportability::UnderKek {
+            return Err(forbidden(OP, "the key is not exportable under a KEK"));
+        }
+        if key.as_bytes() == kek.as_bytes() {
+            return Err(forbidden(OP, "a key cannot be exported under itself"));
+        }
+        require_kek(kek, OP)?;
+        if attributes.algorithm().secret_len() > kek.attributes().algorithm().secret_len() {
+            return Err(forbidden(OP, "the KEK is weaker than the key"));
+        }
+        let clear = self.open_symmetric(key, OP)?;
+        let kek = self.open_symmetric(kek, OP)?;
+        KeyBlock::seal(&kek, attributes, &clear)
+    }
+
+    /// Imports a key block under `kek` and seals the key under the LMK with the attributes of
+    /// the block's header, once its MAC has verified. A block made under another KEK, or
+    /// edited in any way, is [`HsmError::KeyBlockRejected`]; the KEK must be a key-encryption
+    /// key with the encrypt mode.
+    pub fn import_key(&self, block: &KeyBlock, kek: &KeyBlob) -> Result<KeyBlob> {
+        const OP: &str = "key import";
+        require_kek(kek, OP)?;
+        let kek = self.open_symmetric(kek, OP)?;
+        let (attributes, key) = block.open(&kek)?;
+        self.seal_symmetric(attributes, &key)
     }
 
     /// Signs `message` with an SM2 key as signer `id` (GB/T 32918.2, ZA from `id`).

@@ -28,6 +28,13 @@ pub enum HsmError {
     /// A key blob failed authentication: sealed under another LMK, corrupted or re-labelled.
     #[error("key blob rejected: not sealed by this LMK, corrupted or re-labelled")]
     BlobRejected,
+    /// Text that is not a key block of this format (length, header code, hex).
+    #[error("malformed key block: {0}")]
+    MalformedKeyBlock(&'static str),
+    /// A key block failed verification under the KEK given: another KEK, or a header, key
+    /// field or MAC that was changed.
+    #[error("key block rejected: wrong KEK, or header or key data altered")]
+    KeyBlockRejected,
     /// A sealed LMK file could not be opened with the unlock secret given (wrong secret or a
     /// corrupted file).
     #[error("LMK file cannot be unsealed: wrong unlock secret or corrupted file")]

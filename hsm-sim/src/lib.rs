@@ -15,6 +15,8 @@ pub mod blob;
 pub mod component;
 pub mod engine;
 pub mod error;
+pub mod host;
+pub mod keyblock;
 pub mod lmk;
 pub mod shamir;
 

@@ -1,0 +1,423 @@
+//! The host protocol over 127.0.0.1: every command against the engine called directly,
+//! malformed frames, authentication and limits.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+use ykt_crypto::epurse::transaction_type;
+use ykt_crypto::p256::P256PublicKey;
+use ykt_crypto::sm2::Sm2PublicKey;
+use ykt_crypto::{KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey};
+use ykt_hsm_sim::host::{
+    CheckValue, ClientRegistry, HostClient, HostError, HostServer, Limits, RemoteKeyCheck, Status,
+    TacRecord,
+};
+use ykt_hsm_sim::{
+    Exportability, Hsm, KeyAlgorithm, KeyAttributes, KeyBlob, KeyCheck, KeyComponent, KeyUsage,
+    Lmk, Modes, WriteKeyRequest,
+};
+
+const ASN: [u8; 8] = [0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18];
+const SCHOOL: [u8; 8] = [0x51, 0x00, 0xFF, 0, 0, 0, 0, 0];
+const SECRET: &[u8] = b"bureau-kms-shared-secret-0001";
+
+fn attrs(
+    usage: KeyUsage,
+    algorithm: KeyAlgorithm,
+    modes: Modes,
+    e: Exportability,
+) -> KeyAttributes {
+    KeyAttributes::new(usage, algorithm, modes, e, 1).unwrap()
+}
+
+fn serve_with(limits: Limits) -> (Arc<Hsm>, HostServer) {
+    let hsm = Arc::new(Hsm::new(Lmk::generate().unwrap()));
+    let mut clients = ClientRegistry::new();
+    clients.add("kms", SECRET);
+    let server =
+        HostServer::bind_with_limits("127.0.0.1:0", Arc::clone(&hsm), clients, limits).unwrap();
+    (hsm, server)
+}
+
+fn serve() -> (Arc<Hsm>, HostServer) {
+    serve_with(Limits::default())
+}
+
+/// An SM4 master formed from a known clear key, so MACs and TACs can be made outside.
+fn formed(hsm: &Hsm, usage: KeyUsage, modes: Modes, e: Exportability) -> (KeyBlob, SymmetricKey) {
+    let clear = [0x3C; 16];
+    let (blob, _) = hsm
+        .form_key(
+            attrs(usage, KeyAlgorithm::Sm4, modes, e),
+            &[KeyComponent::new(&clear), KeyComponent::new(&[0x11; 16])],
+        )
+        .unwrap();
+    let combined: Vec<u8> = clear.iter().map(|b| b ^ 0x11).collect();
+    (
+        blob,
+        SymmetricKey::new(SymmetricAlgorithm::Sm4, &combined).unwrap(),
+    )
+}
+
+fn purchase(amount: u32) -> Purchase {
+    Purchase {
+        card_random: [1, 2, 3, 4],
+        offline_seq: 7,
+        amount,
+        transaction_type: transaction_type::EP_PURCHASE,
+        terminal_id: [1, 2, 3, 4, 5, 6],
+        terminal_seq: 9,
+        date: [0x20, 0x26, 0x05, 0x01],
+        time: [0x10, 0x20, 0x30],
+    }
+}
+
+#[test]
+fn every_command_matches_the_engine() {
+    let (hsm, server) = serve();
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    let profile = Profile::YktSm4V1;
+
+    let mut random = [0u8; 48];
+    client.random(&mut random).unwrap();
+    assert_ne!(random, [0; 48]);
+
+    let tac_attrs = attrs(
+        KeyUsage::Tac,
+        KeyAlgorithm::Sm4,
+        Modes::DERIVE | Modes::MAC,
+        Exportability::None,
+    );
+    let (blob, check) = client.generate_key(tac_attrs).unwrap();
+    let engine_kcv = hsm.kcv(&blob, KcvMethod::Cmac).unwrap();
+    assert_eq!(check, RemoteKeyCheck::Kcv(CheckValue::from(&engine_kcv)));
+    assert_eq!(
+        client.kcv(&blob, KcvMethod::Cmac).unwrap(),
+        CheckValue::from(&engine_kcv)
+    );
+    let zeros = hsm.kcv(&blob, KcvMethod::EncryptZeros).unwrap();
+    assert_eq!(
+        client.kcv(&blob, KcvMethod::EncryptZeros).unwrap(),
+        (&zeros).into()
+    );
+
+    let (derived, kcv) = client.derive_key(&blob, &[SCHOOL], tac_attrs).unwrap();
+    let (_, engine_kcv) = hsm.derive_key(&blob, &[SCHOOL], tac_attrs).unwrap();
+    assert_eq!(kcv, (&engine_kcv).into());
+    assert_eq!(hsm.kcv(&derived, KcvMethod::Cmac).unwrap(), engine_kcv);
+
+    // Load: a real MAC1 from the card's DLK gives the engine's MAC2.
+    let (mlk, mlk_clear) = formed(&hsm, KeyUsage::Load, Modes::DERIVE, Exportability::None);
+    let load = Load {
+        card_random: [0x9A, 0x1B, 0x2C, 0x3D],
+        online_seq: 5,
+        old_balance: 1000,
+        amount: 5000,
+        transaction_type: transaction_type::EP_LOAD,
+        terminal_id: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
+        date: [0x20, 0x26, 0x05, 0x01],
+        time: [0x08, 0x00, 0x00],
+    };
+    let dlk = profile.diversify(&mlk_clear, &ASN).unwrap();
+    let mac1 = load
+        .mac1(&load.session_key(profile, &dlk).unwrap())
+        .unwrap();
+    assert_eq!(
+        client.load_mac2(&mlk, &[ASN], &load, &mac1).unwrap(),
+        hsm.load_mac2(&mlk, &[ASN], &load, &mac1).unwrap()
+    );
+    let refused = client.load_mac2(&mlk, &[ASN], &load, &[0; 4]).unwrap_err();
+    assert_eq!(refused.status(), Some(Status::VerificationFailed));
+
+    // TAC, single and batch.
+    let (mtk, mtk_clear) = formed(&hsm, KeyUsage::Tac, Modes::DERIVE, Exportability::None);
+    let dtk = profile.diversify_path(&mtk_clear, &[SCHOOL, ASN]).unwrap();
+    let good = purchase(250);
+    let tac = good.tac(profile, &dtk).unwrap();
+    client
+        .verify_purchase_tac(&mtk, &[SCHOOL, ASN], &good, &tac)
+        .unwrap();
+    let bad = client.verify_purchase_tac(&mtk, &[SCHOOL, ASN], &purchase(251), &tac);
+    assert_eq!(bad.unwrap_err().status(), Some(Status::VerificationFailed));
+    let records: Vec<TacRecord> = (0..200u32)
+        .map(|i| {
+            let p = purchase(i);
+            let tac = p.tac(profile, &dtk).unwrap();
+            TacRecord {
+                factors: vec![SCHOOL, ASN],
+                purchase: if i % 3 == 0 { purchase(i + 1) } else { p },
+                tac: tac.to_vec(),
+            }
+        })
+        .collect();
+    let checks: Vec<_> = records
+        .iter()
+        .map(|r| ykt_hsm_sim::TacCheck {
+            factors: &r.factors,
+            purchase: &r.purchase,
+            tac: &r.tac,
+        })
+        .collect();
+    let expected = hsm.verify_purchase_tacs(&mtk, &checks).unwrap();
+    assert_eq!(
+        client.verify_purchase_tacs(&mtk, records).unwrap(),
+        expected
+    );
+    assert_eq!(expected.iter().filter(|v| !**v).count(), 67);
+    let too_many = client.verify_purchase_tacs(
+        &mtk,
+        vec![TacRecord {
+            factors: vec![[0; 8]; 4],
+            purchase: good.clone(),
+            tac: tac.to_vec(),
+        }],
+    );
+    assert_eq!(too_many.unwrap_err().status(), Some(Status::FactorCount));
+
+    // WRITE KEY and external authentication are deterministic: byte-equal to the engine.
+    let (app_master, _) = formed(
+        &hsm,
+        KeyUsage::AppMaster,
+        Modes::DERIVE,
+        Exportability::None,
+    );
+    let (mpk, _) = formed(
+        &hsm,
+        KeyUsage::Purchase,
+        Modes::DERIVE,
+        Exportability::DerivedOnly,
+    );
+    let request = WriteKeyRequest {
+        key: &mpk,
+        key_factors: &[ASN],
+        under: &app_master,
+        under_factors: &[ASN],
+        challenge: &[1, 2, 3, 4],
+        p1: 0x01,
+        p2: 0x00,
+        record_header: &[0x3E, 0xF0, 0xF1, 0x01, 0x04],
+    };
+    assert_eq!(
+        client.write_key_command(&request).unwrap(),
+        hsm.write_key_command(&request).unwrap()
+    );
+    assert_eq!(
+        client
+            .external_auth_cryptogram(&app_master, &[ASN], &[7; 8])
+            .unwrap(),
+        hsm.external_auth_cryptogram(&app_master, &[ASN], &[7; 8])
+            .unwrap()
+    );
+
+    // Signatures verify under the engine's public key.
+    let sign = |algorithm| {
+        attrs(
+            KeyUsage::Signature,
+            algorithm,
+            Modes::SIGN,
+            Exportability::None,
+        )
+    };
+    let sm2 = hsm.generate_key(sign(KeyAlgorithm::Sm2)).unwrap();
+    let public = client.public_key(&sm2.blob).unwrap();
+    assert_eq!(sm2.check, KeyCheck::PublicKey(public));
+    let signature = client
+        .sign_sm2(&sm2.blob, b"audit", b"checkpoint 42")
+        .unwrap();
+    Sm2PublicKey::from_sec1(&public)
+        .unwrap()
+        .verify(b"audit", b"checkpoint 42", &signature)
+        .unwrap();
+    let (p256, check) = client.generate_key(sign(KeyAlgorithm::P256)).unwrap();
+    let public = hsm.public_key(&p256).unwrap();
+    assert_eq!(check, RemoteKeyCheck::PublicKey(public));
+    let signature = client.sign_p256(&p256, b"blacklist v7").unwrap();
+    P256PublicKey::from_sec1(&public)
+        .unwrap()
+        .verify(b"blacklist v7", &signature)
+        .unwrap();
+
+    // An engine refusal arrives with its status and the connection goes on.
+    let refused = client.public_key(&blob).unwrap_err();
+    assert_eq!(refused.status(), Some(Status::Forbidden));
+    assert!(client.kcv(&blob, KcvMethod::Cmac).is_ok());
+    let mut bytes = blob.as_bytes().to_vec();
+    *bytes.last_mut().unwrap() ^= 1;
+    let tampered = KeyBlob::from_bytes(bytes).unwrap();
+    let refused = client.kcv(&tampered, KcvMethod::Cmac).unwrap_err();
+    assert_eq!(refused.status(), Some(Status::BlobRejected));
+}
+
+/// Sends one raw frame (length header computed) and reads one response body.
+fn exchange(stream: &mut TcpStream, body: &[u8]) -> Option<Vec<u8>> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    stream.write_all(&frame).ok()?;
+    read_body(stream)
+}
+
+fn read_body(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).ok()?;
+    let mut body = vec![0; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Status and request ID of a response body.
+fn status(body: &[u8]) -> (u8, u32) {
+    (body[1], u32::from_be_bytes(body[2..6].try_into().unwrap()))
+}
+
+fn closed(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    matches!(stream.read(&mut [0u8; 1]), Ok(0) | Err(_))
+}
+
+fn raw(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).unwrap()
+}
+
+#[test]
+fn malformed_frames_are_refused_and_change_nothing() {
+    let (hsm, server) = serve();
+    let tac_attrs = attrs(
+        KeyUsage::Tac,
+        KeyAlgorithm::Sm4,
+        Modes::MAC,
+        Exportability::None,
+    );
+    let key = hsm.generate_key(tac_attrs).unwrap().blob;
+    let kcv = hsm.kcv(&key, KcvMethod::Cmac).unwrap();
+    let mut stream = raw(server.local_addr());
+    let cases: Vec<(Vec<u8>, Status, u32)> = vec![
+        (vec![1, 0x10], Status::MalformedFrame, 0),
+        (
+            vec![9, 0x10, 0, 0, 0, 5, 0, 8],
+            Status::UnsupportedVersion,
+            5,
+        ),
+        (vec![1, 0x7F, 0, 0, 0, 6], Status::UnknownCommand, 6),
+        // RANDOM with a one-byte length field.
+        (vec![1, 0x10, 0, 0, 0, 7, 8], Status::MalformedFrame, 7),
+        // RANDOM with trailing bytes.
+        (
+            vec![1, 0x10, 0, 0, 0, 8, 0, 8, 0],
+            Status::MalformedFrame,
+            8,
+        ),
+        // KCV whose blob field claims 200 bytes.
+        (
+            vec![1, 0x12, 0, 0, 0, 9, 0, 200, 1, 2, 3],
+            Status::MalformedFrame,
+            9,
+        ),
+        // VERIFY TACS announcing 10,001 records.
+        (
+            [
+                &[1, 0x22, 0, 0, 0, 10, 0, key.as_bytes().len() as u8][..],
+                key.as_bytes(),
+                &10_001u32.to_be_bytes(),
+            ]
+            .concat(),
+            Status::BatchTooLarge,
+            10,
+        ),
+        // A blob field that is not a blob, before authentication: no detail is given.
+        (
+            vec![1, 0x12, 0, 0, 0, 11, 0, 3, 1, 2, 3, 2],
+            Status::Unauthenticated,
+            11,
+        ),
+        // A well-formed command before authentication.
+        (
+            vec![1, 0x10, 0, 0, 0, 12, 0, 8],
+            Status::Unauthenticated,
+            12,
+        ),
+    ];
+    for (body, expected, id) in cases {
+        let reply = exchange(&mut stream, &body).expect("the connection stays usable");
+        assert_eq!(status(&reply), (expected as u8, id), "{body:02X?}");
+    }
+    // A length header beyond the limit: refused, then closed.
+    stream.write_all(&(2u32 << 20).to_be_bytes()).unwrap();
+    let reply = read_body(&mut stream).unwrap();
+    assert_eq!(status(&reply), (Status::FrameTooLarge as u8, 0));
+    assert!(closed(&mut stream));
+    // A frame cut short: the connection is closed without an answer.
+    let mut stream = raw(server.local_addr());
+    stream.write_all(&[0, 0, 0, 10, 1, 0x10]).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert!(closed(&mut stream));
+    // The HSM is untouched: the same key has the same check value through the protocol.
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    assert_eq!(
+        client.kcv(&key, KcvMethod::Cmac).unwrap(),
+        CheckValue::from(&kcv)
+    );
+}
+
+#[test]
+fn wrong_secrets_and_names_are_refused() {
+    let (_hsm, server) = serve();
+    for (name, secret) in [("kms", &b"wrong"[..]), ("intruder", SECRET)] {
+        assert!(matches!(
+            HostClient::connect(server.local_addr(), name, secret),
+            Err(HostError::ServerProof)
+        ));
+    }
+    // A client that ignores the server's proof and answers with a wrong one is cut off.
+    let mut stream = raw(server.local_addr());
+    let hello = [&[1, 0x01, 0, 0, 0, 1, 0, 3][..], b"kms", &[0x55; 32]].concat();
+    assert_eq!(status(&exchange(&mut stream, &hello).unwrap()), (0, 1));
+    let auth = [&[1, 0x02, 0, 0, 0, 2][..], &[0xAA; 32]].concat();
+    assert_eq!(
+        status(&exchange(&mut stream, &auth).unwrap()),
+        (Status::Unauthenticated as u8, 2)
+    );
+    assert!(closed(&mut stream));
+}
+
+#[test]
+fn request_limits_apply_per_connection() {
+    let limits = Limits {
+        requests_per_second: 1,
+        burst: 4,
+        ..Limits::default()
+    };
+    let (_hsm, server) = serve_with(limits);
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    let mut out = [0u8; 8];
+    client.random(&mut out).unwrap();
+    client.random(&mut out).unwrap();
+    let limited = client.random(&mut out).unwrap_err();
+    assert_eq!(limited.status(), Some(Status::RateLimited));
+
+    let limits = Limits {
+        max_requests: 3,
+        ..Limits::default()
+    };
+    let (_hsm, server) = serve_with(limits);
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    client.random(&mut out).unwrap();
+    assert_eq!(
+        client.random(&mut out).unwrap_err().status(),
+        Some(Status::RateLimited)
+    );
+    assert!(matches!(client.random(&mut out), Err(HostError::Io(_))));
+}
+
+#[test]
+fn stop_closes_connections() {
+    let (_hsm, mut server) = serve();
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    let mut out = [0u8; 8];
+    client.random(&mut out).unwrap();
+    server.stop();
+    assert!(matches!(client.random(&mut out), Err(HostError::Io(_))));
+    assert!(HostClient::connect(server.local_addr(), "kms", SECRET).is_err());
+}
