@@ -51,8 +51,16 @@ pub(crate) fn key(secret: &[u8]) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, secret)
 }
 
-fn message(label: &[u8], first: &[u8], second: &[u8], name: &str) -> Vec<u8> {
-    [label, first, second, name.as_bytes()].concat()
+/// What the server's proof covers: its label, the client's nonce, the server challenge, the
+/// client name.
+fn server_message(nonce: &[u8], challenge: &[u8], name: &str) -> Vec<u8> {
+    [SERVER_LABEL, nonce, challenge, name.as_bytes()].concat()
+}
+
+/// What the client's proof covers: its label, the server challenge, the client's nonce, the
+/// client name (the order differs from the server's, so one proof never stands for the other).
+fn client_message(nonce: &[u8], challenge: &[u8], name: &str) -> Vec<u8> {
+    [CLIENT_LABEL, challenge, nonce, name.as_bytes()].concat()
 }
 
 /// The server's proof for `name`'s nonce and the server challenge.
@@ -62,7 +70,7 @@ pub(crate) fn server_proof(
     challenge: &[u8; AUTH_LEN],
     name: &str,
 ) -> [u8; AUTH_LEN] {
-    tag(key, &message(SERVER_LABEL, nonce, challenge, name))
+    tag(key, &server_message(nonce, challenge, name))
 }
 
 /// The client's proof.
@@ -72,7 +80,7 @@ pub(crate) fn client_proof(
     challenge: &[u8; AUTH_LEN],
     name: &str,
 ) -> [u8; AUTH_LEN] {
-    tag(key, &message(CLIENT_LABEL, challenge, nonce, name))
+    tag(key, &client_message(nonce, challenge, name))
 }
 
 /// Checks the server's proof in constant time.
@@ -83,7 +91,7 @@ pub(crate) fn verify_server_proof(
     name: &str,
     proof: &[u8],
 ) -> bool {
-    hmac::verify(key, &message(SERVER_LABEL, nonce, challenge, name), proof).is_ok()
+    hmac::verify(key, &server_message(nonce, challenge, name), proof).is_ok()
 }
 
 /// Checks the client's proof in constant time.
@@ -94,7 +102,7 @@ pub(crate) fn verify_client_proof(
     name: &str,
     proof: &[u8],
 ) -> bool {
-    hmac::verify(key, &message(CLIENT_LABEL, challenge, nonce, name), proof).is_ok()
+    hmac::verify(key, &client_message(nonce, challenge, name), proof).is_ok()
 }
 
 fn tag(key: &hmac::Key, message: &[u8]) -> [u8; AUTH_LEN] {
