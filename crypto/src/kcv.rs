@@ -71,6 +71,26 @@ impl Kcv {
         Self::compute(key, KcvMethod::default_for(key.algorithm()))
     }
 
+    /// A check value received from elsewhere (a remote HSM, a token, a component form):
+    /// `value` must have the length of `method` (3 bytes for encrypt-zeros, 5 for CMAC).
+    pub fn from_value(method: KcvMethod, value: &[u8]) -> crate::Result<Self> {
+        let (len, expected) = match method {
+            KcvMethod::EncryptZeros => (3, "3 bytes for encrypt-zeros"),
+            KcvMethod::Cmac => (5, "5 bytes for cmac"),
+        };
+        if value.len() != len {
+            return Err(crate::CryptoError::FieldLength {
+                field: "check value",
+                expected,
+                actual: value.len(),
+            });
+        }
+        Ok(Self {
+            method,
+            value: value.to_vec(),
+        })
+    }
+
     /// The method used.
     pub fn method(&self) -> KcvMethod {
         self.method
@@ -92,6 +112,15 @@ impl fmt::Display for Kcv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_check_values_keep_their_method_and_length() {
+        let sm4 = SymmetricKey::new(SymmetricAlgorithm::Sm4, &[0x11; 16]).unwrap();
+        let kcv = Kcv::of(&sm4);
+        assert_eq!(Kcv::from_value(kcv.method(), kcv.value()).unwrap(), kcv);
+        assert!(Kcv::from_value(KcvMethod::EncryptZeros, kcv.value()).is_err());
+        assert!(Kcv::from_value(KcvMethod::Cmac, &[0; 3]).is_err());
+    }
 
     #[test]
     fn lengths_follow_the_method() {

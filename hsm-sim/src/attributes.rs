@@ -290,8 +290,10 @@ impl fmt::Debug for Modes {
 pub enum Exportability {
     /// Neither the key nor anything derived from it ever leaves the HSM. Code 00.
     None,
-    /// Keys diversified from it may be written to cards under a card key (WRITE KEY); the key
-    /// itself never leaves. The usual master-key setting. Code 01.
+    /// Keys diversified from it may leave the HSM: written to cards under a card key (WRITE
+    /// KEY) or, once derived into blobs of their own, exported under a key-encryption key (a
+    /// school's level keys in its key package); the key itself never leaves. The usual
+    /// master-key setting. Code 01.
     DerivedOnly,
     /// The key itself may also be written or exported under a key-encryption key (for example
     /// a purchase master key written to PSAMs). Code 02.
@@ -299,6 +301,15 @@ pub enum Exportability {
 }
 
 impl Exportability {
+    /// The widest exportability a key derived from a key of this exportability may have:
+    /// nothing for [`Self::None`], export under a KEK otherwise.
+    pub const fn derived_ceiling(self) -> Self {
+        match self {
+            Self::None => Self::None,
+            Self::DerivedOnly | Self::UnderKek => Self::UnderKek,
+        }
+    }
+
     /// The canonical code.
     pub const fn code(self) -> u8 {
         match self {

@@ -24,6 +24,13 @@ const TAG_LEN: usize = 16;
 /// The largest secret a blob carries (AES-256 key, SM2 or P-256 scalar).
 const MAX_SECRET_LEN: usize = 32;
 
+/// Length of a blob's identity: its nonce and its tag.
+pub(crate) const ID_LEN: usize = NONCE_LEN + TAG_LEN;
+
+/// What identifies one sealed blob: its random nonce and its AES-GCM tag, both already in the
+/// blob, so identifying it costs a copy and no hash.
+pub(crate) type BlobId = [u8; ID_LEN];
+
 /// A buffer for an opened secret and its tag, wiped on drop.
 pub(crate) type OpenBuffer = Zeroizing<[u8; MAX_SECRET_LEN + TAG_LEN]>;
 
@@ -74,6 +81,17 @@ impl KeyBlob {
     /// The attributes bound to the key.
     pub fn attributes(&self) -> &KeyAttributes {
         &self.attributes
+    }
+
+    /// The blob's identity: nonce and tag. Two blobs sealed by the HSM share it only if they
+    /// are byte-identical (a nonce repeats with probability about 2^-96 per pair); a blob
+    /// edited anywhere else no longer opens.
+    pub(crate) fn id(&self) -> BlobId {
+        let mut id = [0; ID_LEN];
+        let (nonce, tag) = id.split_at_mut(NONCE_LEN);
+        nonce.copy_from_slice(&self.bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+        tag.copy_from_slice(&self.bytes[self.bytes.len() - TAG_LEN..]);
+        id
     }
 
     /// Seals `secret` (of the algorithm's length) with `attributes` under the LMK.

@@ -1,13 +1,36 @@
 //! The HSM engine: every command opens the blobs it is given under the LMK, checks the
 //! attributes bound to them, and returns only blobs, check values, MACs, cryptograms,
-//! signatures and public keys: never a clear key.
+//! signatures, public keys, key blocks and custody shares: never a clear key.
+//!
+//! # Destroyed keys
+//!
+//! [`Hsm::destroy_key`] records a blob as destroyed; from then on every command that opens it
+//! (or a byte-identical copy) fails with [`HsmError::Destroyed`]. A blob is identified by its
+//! nonce and AES-GCM tag (28 bytes already in the blob, no hashing); the set of destroyed
+//! identities sits behind a read-write lock, so the check costs one shared lock and one set
+//! lookup per opened blob (once per batch for a batch TAC verification). A command that the
+//! blob's attributes refuse anyway may report that refusal instead: attribute checks come
+//! before the blob is opened.
+//!
+//! [`Hsm::new`] keeps the set in memory only. [`Hsm::with_destroyed_log`] also keeps it in an
+//! append-only file, one record per line: the 28 identity bytes as 56 upper-case hex digits
+//! and a line feed. A record is appended and synced to disk before [`Hsm::destroy_key`]
+//! returns; a final line cut short (by a crash during an append that never returned) is
+//! dropped when the file is opened, any other malformed line refuses the file.
 
 use crate::attributes::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Modes};
-use crate::blob::{KeyBlob, open_buffer};
+use crate::blob::{BlobId, ID_LEN, KeyBlob, OpenBuffer, open_buffer};
 use crate::component::{FormedKcvs, KeyComponent, combine};
 use crate::error::{HsmError, Result};
-use crate::keyblock::KeyBlock;
+use crate::keyblock::{KeyBlock, hex_pair, hex_value};
 use crate::lmk::Lmk;
+use crate::shamir::{self, ShamirError, Share};
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError, RwLock};
 use ykt_crypto::mac::verify;
 use ykt_crypto::p256::P256PrivateKey;
 use ykt_crypto::sm2::Sm2PrivateKey;
@@ -77,11 +100,162 @@ pub struct WriteKeyRequest<'a> {
 /// The longest key-record header accepted by WRITE KEY.
 const MAX_RECORD_HEADER: usize = 16;
 
+/// The most shares a custody split makes.
+pub const MAX_CUSTODIANS: u8 = 16;
+
+/// A key's custody backup ([`Hsm::custody_split`]): the key in a custody key block under a
+/// one-time AES-256 custody KEK, and that KEK split into Shamir shares, one per custodian.
+///
+/// `Debug` shows the block header, the share indexes and threshold and the KEK's check
+/// value, never a share value.
+#[derive(Clone)]
+pub struct Custody {
+    /// The key with its attributes, sealed under the custody KEK.
+    pub block: KeyBlock,
+    /// The custody KEK's shares, indexes 1 to the count; as secret as the key.
+    pub shares: Vec<Share>,
+    /// The custody KEK's check value (AES CMAC), to be shown beside each share.
+    pub kek_kcv: Kcv,
+}
+
+impl fmt::Debug for Custody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Custody")
+            .field("block", &self.block)
+            .field(
+                "share_indexes",
+                &self.shares.iter().map(Share::index).collect::<Vec<_>>(),
+            )
+            .field("threshold", &self.shares.first().map(Share::threshold))
+            .field("kek_kcv", &self.kek_kcv.to_string())
+            .finish()
+    }
+}
+
+/// The append-only file of destroyed blob identities.
+struct DestroyedLog {
+    file: File,
+    /// Length of the valid records, to cut a failed append back to.
+    len: u64,
+}
+
+/// Length of one log record: the identity in hex and a line feed.
+const LOG_RECORD_LEN: usize = 2 * ID_LEN + 1;
+
+impl DestroyedLog {
+    /// Opens (or creates, mode 0600) the log at `path` and reads its records.
+    fn open(path: &Path) -> io::Result<(Self, HashSet<BlobId>)> {
+        let created = !path.exists();
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
+        if created {
+            sync_parent(path)?;
+        }
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)?;
+        let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let mut destroyed = HashSet::new();
+        for (number, line) in text[..complete]
+            .split_inclusive(|b| *b == b'\n')
+            .enumerate()
+        {
+            let id = parse_record(line).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("line {} is not a destroyed-key record", number + 1),
+                )
+            })?;
+            destroyed.insert(id);
+        }
+        let len = complete as u64;
+        if complete < text.len() {
+            file.set_len(len)?;
+            file.sync_all()?;
+        }
+        Ok((Self { file, len }, destroyed))
+    }
+
+    /// Appends the record of `id` and syncs it to disk; a failed append is cut off again.
+    fn append(&mut self, id: &BlobId) -> io::Result<()> {
+        let mut record = [0u8; LOG_RECORD_LEN];
+        for (pair, byte) in record.chunks_exact_mut(2).zip(id) {
+            pair.copy_from_slice(&hex_pair(*byte));
+        }
+        record[LOG_RECORD_LEN - 1] = b'\n';
+        let written = self
+            .file
+            .write_all(&record)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += LOG_RECORD_LEN as u64;
+                Ok(())
+            }
+            Err(error) => {
+                // Best effort: a record cut short would otherwise spoil the next one.
+                drop(self.file.set_len(self.len));
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Syncs the directory holding `path`, so that a newly created file survives a crash.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// One log line (with its line feed) back to an identity.
+fn parse_record(line: &[u8]) -> Option<BlobId> {
+    if line.len() != LOG_RECORD_LEN {
+        return None;
+    }
+    let mut id = [0u8; ID_LEN];
+    for (byte, pair) in id.iter_mut().zip(line.chunks_exact(2)) {
+        *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+    }
+    Some(id)
+}
+
 /// The in-process HSM. Commands take `&self`; the engine is `Send + Sync` and can be shared
 /// between threads behind an `Arc`.
-#[derive(Debug)]
 pub struct Hsm {
     lmk: Lmk,
+    /// Identities of the destroyed blobs ([`KeyBlob::id`]).
+    destroyed: RwLock<HashSet<BlobId>>,
+    /// Where they are persisted, if anywhere. Held while a destruction is recorded.
+    log: Mutex<Option<DestroyedLog>>,
+}
+
+impl fmt::Debug for Hsm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hsm")
+            .field("lmk", &self.lmk)
+            .field("destroyed", &read(&self.destroyed).len())
+            .field("destroyed_log", &lock(&self.log).is_some())
+            .finish()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn forbidden(operation: &'static str, reason: &'static str) -> HsmError {
@@ -144,6 +318,18 @@ fn profile_of(attributes: &KeyAttributes, operation: &'static str) -> Result<Pro
     ))
 }
 
+/// The symmetric key recombined from `shares`, which must have the algorithm's key length.
+fn key_from_shares(algorithm: SymmetricAlgorithm, shares: &[Share]) -> Result<SymmetricKey> {
+    let secret = shamir::combine(shares)?;
+    if secret.len() != algorithm.key_len() {
+        return Err(HsmError::SharedSecretLength {
+            expected: algorithm.key_len(),
+            actual: secret.len(),
+        });
+    }
+    Ok(SymmetricKey::new(algorithm, &secret)?)
+}
+
 /// Checks that `kek` may protect key blocks: key-encryption usage, encrypt mode, AES or
 /// SM4.
 fn require_kek(kek: &KeyBlob, operation: &'static str) -> Result<()> {
@@ -157,9 +343,50 @@ fn require_kek(kek: &KeyBlob, operation: &'static str) -> Result<()> {
 }
 
 impl Hsm {
-    /// An engine working under `lmk`.
+    /// An engine working under `lmk`; it remembers destroyed keys in memory only.
     pub fn new(lmk: Lmk) -> Self {
-        Self { lmk }
+        Self {
+            lmk,
+            destroyed: RwLock::new(HashSet::new()),
+            log: Mutex::new(None),
+        }
+    }
+
+    /// An engine working under `lmk` that remembers destroyed keys across restarts in the
+    /// append-only file at `path`, created (mode 0600 on Unix) if absent; see the
+    /// [module documentation](self) for its records. Fails with [`HsmError::DestroyedLog`] if
+    /// the file cannot be opened or holds a malformed record.
+    pub fn with_destroyed_log(lmk: Lmk, path: &Path) -> Result<Self> {
+        let (log, destroyed) = DestroyedLog::open(path).map_err(HsmError::DestroyedLog)?;
+        Ok(Self {
+            lmk,
+            destroyed: RwLock::new(destroyed),
+            log: Mutex::new(Some(log)),
+        })
+    }
+
+    /// Destroys `blob` in this HSM: once it has authenticated under the LMK (a foreign or
+    /// corrupted blob is refused and nothing is recorded), it is recorded as destroyed, and
+    /// appended and synced to the log if there is one, before this returns. Every later
+    /// command given the blob or a byte-identical copy fails with [`HsmError::Destroyed`].
+    /// Destroying a destroyed blob again succeeds and records nothing new.
+    pub fn destroy_key(&self, blob: &KeyBlob) -> Result<()> {
+        let mut buffer = open_buffer();
+        blob.open(&self.lmk, &mut buffer)?;
+        drop(buffer);
+        let id = blob.id();
+        let mut log = lock(&self.log);
+        if read(&self.destroyed).contains(&id) {
+            return Ok(());
+        }
+        if let Some(log) = log.as_mut() {
+            log.append(&id).map_err(HsmError::DestroyedLog)?;
+        }
+        self.destroyed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+        Ok(())
     }
 
     /// The LMK's check value.
@@ -212,6 +439,75 @@ impl Hsm {
         Ok((self.seal_symmetric(attributes, &key)?, kcvs))
     }
 
+    /// Forms a symmetric key with `attributes` from Shamir shares ([`shamir::combine`]: at
+    /// least the threshold, all of one split; extra shares must agree). The recombined secret
+    /// must have the algorithm's key length ([`HsmError::SharedSecretLength`]). Returns the
+    /// blob and the key's check value (default method of the algorithm), which the officers
+    /// compare with the one recorded at the split: a wrong share among exactly the threshold
+    /// gives another key, seen only there.
+    pub fn form_key_from_shares(
+        &self,
+        attributes: KeyAttributes,
+        shares: &[Share],
+    ) -> Result<(KeyBlob, Kcv)> {
+        let algorithm = attributes
+            .algorithm()
+            .symmetric()
+            .ok_or(forbidden("forming from shares", "asymmetric algorithm"))?;
+        let key = key_from_shares(algorithm, shares)?;
+        Ok((self.seal_symmetric(attributes, &key)?, Kcv::of(&key)))
+    }
+
+    /// Makes the custody backup of `key` for `count` custodians, any `threshold` of whom can
+    /// recover it (`2 <= threshold <= count <= 16`, else [`HsmError::CustodyParameters`]).
+    ///
+    /// A fresh AES-256 custody KEK is generated inside the HSM; the key, whatever its
+    /// exportability (custody is how non-exportable masters are backed up) and SM2 or P-256
+    /// keys included, is sealed under it in a custody key block ([`crate::keyblock`], version
+    /// ID `2`) with its attributes in the header; the KEK is split into `count` shares and
+    /// forgotten. Only [`Hsm::custody_recover`] opens such a block; [`Hsm::import_key`]
+    /// refuses it.
+    pub fn custody_split(&self, key: &KeyBlob, threshold: u8, count: u8) -> Result<Custody> {
+        if threshold < 2 || threshold > count || count > MAX_CUSTODIANS {
+            return Err(HsmError::CustodyParameters { threshold, count });
+        }
+        let mut buffer = open_buffer();
+        let secret = self.open_blob(key, &mut buffer)?;
+        let kek = SymmetricKey::generate(SymmetricAlgorithm::Aes256)?;
+        let block = KeyBlock::seal_custody(&kek, key.attributes(), secret)?;
+        let shares = shamir::split(kek.expose_secret(), threshold, count, &mut |out| {
+            ykt_crypto::random::fill(out).map_err(|_| ShamirError::Random)
+        })?;
+        Ok(Custody {
+            block,
+            shares,
+            kek_kcv: Kcv::of(&kek),
+        })
+    }
+
+    /// Recovers a key from its custody block and at least the threshold of its shares: the
+    /// custody KEK is recombined, the block verified and opened under it, and the key sealed
+    /// under the LMK with the attributes of the block's header. Too few shares are a
+    /// [`HsmError::Share`] error; wrong shares, or shares of another split, give another KEK
+    /// and the block's MAC fails ([`HsmError::KeyBlockRejected`]). An export block is
+    /// refused.
+    pub fn custody_recover(&self, block: &KeyBlock, shares: &[Share]) -> Result<KeyBlob> {
+        let kek = key_from_shares(SymmetricAlgorithm::Aes256, shares)?;
+        let (attributes, secret) = block.open_custody(&kek)?;
+        // The MAC proves the block came from a custody split; a scalar is still checked
+        // before it is sealed.
+        match attributes.algorithm() {
+            KeyAlgorithm::Sm2 => {
+                Sm2PrivateKey::from_bytes(&secret)?;
+            }
+            KeyAlgorithm::P256 => {
+                P256PrivateKey::from_bytes(&secret)?;
+            }
+            _ => {}
+        }
+        KeyBlob::seal(&self.lmk, attributes, &secret)
+    }
+
     /// The check value of a symmetric key with `method`.
     pub fn kcv(&self, blob: &KeyBlob, method: KcvMethod) -> Result<Kcv> {
         Ok(Kcv::compute(
@@ -222,7 +518,7 @@ impl Hsm {
 
     /// Diversifies `master` by 1 to 3 factors (top level first) under its e-purse profile and
     /// keeps the result as a new blob with `attributes`: the same usage and algorithm as the
-    /// master, and an exportability no wider than the master's. Returns the blob and the
+    /// master, and an exportability no wider than the master allows ([`Exportability::derived_ceiling`]). Returns the blob and the
     /// derived key's check value.
     pub fn derive_key(
         &self,
@@ -241,10 +537,10 @@ impl Hsm {
         if attributes.algorithm() != parent.algorithm() {
             return Err(forbidden(OP, "a derived key keeps its master's algorithm"));
         }
-        if attributes.exportability() > parent.exportability() {
+        if attributes.exportability() > parent.exportability().derived_ceiling() {
             return Err(forbidden(
                 OP,
-                "a derived key cannot be more exportable than its master",
+                "a derived key cannot be more exportable than its master allows",
             ));
         }
         let key = profile.diversify_path(&self.open_symmetric(master, OP)?, factors)?;
@@ -282,14 +578,33 @@ impl Hsm {
         purchase: &Purchase,
         tac: &[u8],
     ) -> Result<()> {
-        let (profile, dtk) = self.card_key(
+        let (profile, dtk) = self.dtk(dtk_master, factors)?;
+        Ok(purchase.verify_tac(profile, &dtk, tac)?)
+    }
+
+    /// Verifies the TAC of one load record, as [`Hsm::verify_purchase_tac`] does for a
+    /// purchase. A TAC that does not verify is `Crypto(Mismatch("TAC"))`.
+    pub fn verify_load_tac(
+        &self,
+        dtk_master: &KeyBlob,
+        factors: &[[u8; 8]],
+        load: &Load,
+        tac: &[u8],
+    ) -> Result<()> {
+        let (profile, dtk) = self.dtk(dtk_master, factors)?;
+        Ok(load.verify_tac(profile, &dtk, tac)?)
+    }
+
+    /// The card's DTK: the TAC master diversified by 0 to 3 factors (with none, the key itself
+    /// is the DTK and needs the mac mode).
+    fn dtk(&self, dtk_master: &KeyBlob, factors: &[[u8; 8]]) -> Result<(Profile, SymmetricKey)> {
+        self.card_key(
             dtk_master,
             &[KeyUsage::Tac],
             factors,
             Modes::MAC,
             "TAC verification",
-        )?;
-        Ok(purchase.verify_tac(profile, &dtk, tac)?)
+        )
     }
 
     /// Verifies the TACs of a batch of purchase records under one TAC master, opened once;
@@ -450,7 +765,8 @@ impl Hsm {
     /// Imports a key block under `kek` and seals the key under the LMK with the attributes of
     /// the block's header, once its MAC has verified. A block made under another KEK, or
     /// edited in any way, is [`HsmError::KeyBlockRejected`]; the KEK must be a key-encryption
-    /// key with the encrypt mode.
+    /// key with the encrypt mode. A custody block is refused ([`HsmError::Forbidden`]),
+    /// whatever the KEK: only [`Hsm::custody_recover`] opens it.
     pub fn import_key(&self, block: &KeyBlock, kek: &KeyBlob) -> Result<KeyBlob> {
         const OP: &str = "key import";
         require_kek(kek, OP)?;
@@ -477,13 +793,13 @@ impl Hsm {
         let mut buffer = open_buffer();
         match blob.attributes().algorithm() {
             KeyAlgorithm::Sm2 => {
-                let secret = blob.open(&self.lmk, &mut buffer)?;
+                let secret = self.open_blob(blob, &mut buffer)?;
                 Ok(Sm2PrivateKey::from_bytes(secret)?
                     .public_key()
                     .to_uncompressed())
             }
             KeyAlgorithm::P256 => {
-                let secret = blob.open(&self.lmk, &mut buffer)?;
+                let secret = self.open_blob(blob, &mut buffer)?;
                 Ok(P256PrivateKey::from_bytes(secret)?
                     .public_key()
                     .to_uncompressed())
@@ -513,7 +829,7 @@ impl Hsm {
             .symmetric()
             .ok_or(forbidden(operation, "the key is asymmetric"))?;
         let mut buffer = open_buffer();
-        let secret = blob.open(&self.lmk, &mut buffer)?;
+        let secret = self.open_blob(blob, &mut buffer)?;
         Ok(SymmetricKey::new(algorithm, secret)?)
     }
 
@@ -527,8 +843,17 @@ impl Hsm {
         }
         let mut buffer = open_buffer();
         let mut scalar = Zeroizing::new([0u8; 32]);
-        scalar.copy_from_slice(blob.open(&self.lmk, &mut buffer)?);
+        scalar.copy_from_slice(self.open_blob(blob, &mut buffer)?);
         Ok(scalar)
+    }
+
+    /// Opens `blob` under the LMK into `buffer`, unless it was destroyed: the one place where
+    /// commands open blobs.
+    fn open_blob<'a>(&self, blob: &KeyBlob, buffer: &'a mut OpenBuffer) -> Result<&'a [u8]> {
+        if read(&self.destroyed).contains(&blob.id()) {
+            return Err(HsmError::Destroyed);
+        }
+        blob.open(&self.lmk, buffer)
     }
 
     /// Opens a card key: checks the usage, the factor count and the mode (derive to go

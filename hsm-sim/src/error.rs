@@ -87,6 +87,34 @@ pub enum HsmError {
     /// A share could not be made, read or combined; the kind says which check refused it.
     #[error("key share: {0}")]
     Share(#[from] ShamirError),
+    /// The key blob was destroyed in this HSM ([`crate::Hsm::destroy_key`]): no command uses
+    /// it, nor any byte-identical copy.
+    #[error("the key was destroyed in this HSM")]
+    Destroyed,
+    /// The log of destroyed keys could not be read, written or synced, or holds a record that
+    /// is not one ([`crate::Hsm::with_destroyed_log`]).
+    #[error("destroyed-key log: {0}")]
+    DestroyedLog(std::io::Error),
+    /// Shares recombined into a secret whose length is not the key length of the algorithm
+    /// asked for.
+    #[error("the shares rebuild a {actual}-byte secret, the key needs {expected} bytes")]
+    SharedSecretLength {
+        /// Key length of the algorithm, in bytes.
+        expected: usize,
+        /// Length of the recombined secret.
+        actual: usize,
+    },
+    /// A custody split was asked with a threshold or a share count outside
+    /// `2 <= threshold <= count <= 16`.
+    #[error(
+        "custody split into {count} shares with threshold {threshold}: need 2 <= threshold <= count <= 16"
+    )]
+    CustodyParameters {
+        /// The threshold asked for.
+        threshold: u8,
+        /// The number of shares asked for.
+        count: u8,
+    },
 }
 
 /// Result with [`HsmError`].

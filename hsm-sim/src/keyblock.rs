@@ -1,6 +1,7 @@
 //! Key blocks: a key exported under a key-encryption key (KEK) with its attributes in a clear,
 //! authenticated header, modelled on ANSI X9.143 / ASC X9 TR-31 key block version D (the AES
-//! key block binding method).
+//! key block binding method). The same format carries custody backups
+//! ([`crate::Hsm::custody_split`]), told apart by their version ID.
 //!
 //! # Format
 //!
@@ -9,7 +10,7 @@
 //!
 //! ```text
 //! offset  len  field                      ykt value
-//!  0       1   version ID                 'D' (AES KEK), '1' (SM4 KEK)
+//!  0       1   version ID                 'D' (AES KEK), '1' (SM4 KEK), '2' (custody)
 //!  1       4   key block length           "0144" (decimal, whole block)
 //!  5       2   key usage                  see the table below
 //!  7       1   algorithm                  see the table below
@@ -38,9 +39,12 @@
 //! | usage PIN reload              | `08`        | proprietary                                |
 //! | usage external auth           | `09`        | proprietary                                |
 //! | usage application master      | `10`        | proprietary                                |
+//! | usage signature (custody only)| `S0`        | TR-31 asymmetric key pair for signature    |
 //! | algorithm AES-128 / AES-256   | `A`         | TR-31 AES (the length is in the key field) |
 //! | algorithm 3DES (two-key)      | `T`         | TR-31 TDEA (128-bit key length)            |
 //! | algorithm SM4                 | `1`         | proprietary                                |
+//! | algorithm P-256 (custody only)| `E`         | TR-31 elliptic curve (256-bit key length)  |
+//! | algorithm SM2 (custody only)  | `2`         | proprietary                                |
 //! | mode derive                   | `X`         | TR-31 key used to derive other keys        |
 //! | mode MAC                      | `C`         | TR-31 both generate and verify             |
 //! | mode encrypt                  | `B`         | TR-31 both encrypt/wrap and decrypt/unwrap |
@@ -48,14 +52,27 @@
 //! | modes derive + encrypt        | `2`         | proprietary                                |
 //! | modes MAC + encrypt           | `3`         | proprietary                                |
 //! | modes derive + MAC + encrypt  | `4`         | proprietary                                |
+//! | mode sign (custody only)      | `S`         | TR-31 signature only                       |
 //! | exportable under a KEK        | `E`         | TR-31 exportable under a trusted key       |
 //! | not exportable                | `N`         | TR-31 non-exportable                       |
 //! | only derived keys exportable  | `1`         | proprietary                                |
 //!
-//! Signature keys (SM2, P-256) are never exportable in ykt, so no key block carries them and
-//! no code is assigned to the signature usage or to the asymmetric algorithms. Only keys with
-//! [`Exportability::UnderKek`] are exported, so blocks made by ykt always carry `E`; the other
-//! two codes are read so that a block from another issuer keeps its meaning.
+//! Signature keys (SM2, P-256) are never exportable in ykt, so no export block carries them: a
+//! block with version ID `D` or `1` and the signature usage, an asymmetric algorithm or the
+//! sign mode is malformed. Only keys with [`Exportability::UnderKek`] are exported, so export
+//! blocks made by ykt always carry `E`; the other two codes are read so that a block from
+//! another issuer keeps its meaning.
+//!
+//! # Custody blocks
+//!
+//! A custody block holds a key backed up for its custodians, whatever its exportability and
+//! including SM2 and P-256 private keys (the 32-byte scalar fills the key field as an AES-256
+//! key does), under a one-time AES-256 custody KEK that exists outside the HSM only as Shamir
+//! shares. It is a version D block in every respect but its version ID, the proprietary `2`,
+//! and it carries the key's own exportability (`N` for most masters). The version ID is under
+//! the MAC, so a custody block cannot pass for an export block or the reverse: import refuses
+//! a custody block and custody recovery refuses an export block before any cryptography, and
+//! a block whose version ID was edited fails its MAC.
 //!
 //! # Binding (TR-31 version D, and its SM4 counterpart)
 //!
@@ -94,6 +111,7 @@
 //!   "no versioning" and a leading lower-case `c` as a key component; ykt writes upper-case
 //!   hex only, so a version never looks like a component.
 //! - Only AES-128, AES-256 and SM4 KEKs; TDES KEKs (TR-31 versions A, B, C) are refused.
+//!   Custody blocks are bound to AES KEKs only.
 
 use crate::attributes::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Modes};
 use crate::error::{HsmError, Result};
@@ -110,7 +128,7 @@ const BLOCK_LEN: usize = HEADER_LEN + 2 * (KEY_FIELD_LEN + MAC_LEN);
 const BLOCK_LEN_TEXT: &[u8; 4] = b"0144";
 const _: () = assert!(BLOCK_LEN == 144);
 
-const USAGES: [(KeyUsage, &[u8; 2]); 11] = [
+const USAGES: [(KeyUsage, &[u8; 2]); 12] = [
     (KeyUsage::KeyEncryption, b"K0"),
     (KeyUsage::Purchase, b"01"),
     (KeyUsage::Load, b"02"),
@@ -122,10 +140,11 @@ const USAGES: [(KeyUsage, &[u8; 2]); 11] = [
     (KeyUsage::PinReload, b"08"),
     (KeyUsage::ExternalAuth, b"09"),
     (KeyUsage::AppMaster, b"10"),
+    (KeyUsage::Signature, b"S0"),
 ];
 
 /// The mode-of-use codes.
-fn modes_table() -> [(Modes, u8); 7] {
+fn modes_table() -> [(Modes, u8); 8] {
     [
         (Modes::DERIVE, b'X'),
         (Modes::MAC, b'C'),
@@ -134,6 +153,7 @@ fn modes_table() -> [(Modes, u8); 7] {
         (Modes::DERIVE | Modes::ENCRYPT, b'2'),
         (Modes::MAC | Modes::ENCRYPT, b'3'),
         (Modes::DERIVE | Modes::MAC | Modes::ENCRYPT, b'4'),
+        (Modes::SIGN, b'S'),
     ]
 }
 
@@ -164,11 +184,79 @@ pub enum Binding {
     Sm4,
 }
 
-impl Binding {
-    const fn version_id(self) -> u8 {
+/// What a block is for, also told by the version ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockKind {
+    /// A key exported under a KEK, to be imported by [`crate::Hsm::import_key`]. Version ID
+    /// `D` or `1`.
+    Export,
+    /// A custody backup under a one-time KEK held as shares, to be recovered by
+    /// [`crate::Hsm::custody_recover`]. Version ID `2`.
+    Custody,
+}
+
+impl BlockKind {
+    /// The command that opens a block of this kind.
+    const fn operation(self) -> &'static str {
         match self {
-            Self::Aes => b'D',
-            Self::Sm4 => b'1',
+            Self::Export => "key import",
+            Self::Custody => "custody recovery",
+        }
+    }
+}
+
+/// The version IDs ykt writes and reads: binding method and kind of block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum VersionId {
+    /// `D`: TR-31 version D export block.
+    AesExport,
+    /// `1`: the SM4 counterpart of version D, export block.
+    Sm4Export,
+    /// `2`: version D custody block.
+    AesCustody,
+}
+
+impl VersionId {
+    fn of(binding: Binding, kind: BlockKind) -> Result<Self> {
+        match (binding, kind) {
+            (Binding::Aes, BlockKind::Export) => Ok(Self::AesExport),
+            (Binding::Sm4, BlockKind::Export) => Ok(Self::Sm4Export),
+            (Binding::Aes, BlockKind::Custody) => Ok(Self::AesCustody),
+            (Binding::Sm4, BlockKind::Custody) => Err(HsmError::Forbidden {
+                operation: "custody split",
+                reason: "custody blocks are bound to an AES KEK",
+            }),
+        }
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            Self::AesExport => b'D',
+            Self::Sm4Export => b'1',
+            Self::AesCustody => b'2',
+        }
+    }
+
+    const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            b'D' => Some(Self::AesExport),
+            b'1' => Some(Self::Sm4Export),
+            b'2' => Some(Self::AesCustody),
+            _ => None,
+        }
+    }
+
+    const fn binding(self) -> Binding {
+        match self {
+            Self::AesExport | Self::AesCustody => Binding::Aes,
+            Self::Sm4Export => Binding::Sm4,
+        }
+    }
+
+    const fn kind(self) -> BlockKind {
+        match self {
+            Self::AesExport | Self::Sm4Export => BlockKind::Export,
+            Self::AesCustody => BlockKind::Custody,
         }
     }
 }
@@ -180,15 +268,18 @@ enum Family {
     Aes,
     TripleDes,
     Sm4,
+    P256,
+    Sm2,
 }
 
 impl Family {
-    const fn of(algorithm: KeyAlgorithm) -> Option<Self> {
+    const fn of(algorithm: KeyAlgorithm) -> Self {
         match algorithm {
-            KeyAlgorithm::Aes128 | KeyAlgorithm::Aes256 => Some(Self::Aes),
-            KeyAlgorithm::TripleDes => Some(Self::TripleDes),
-            KeyAlgorithm::Sm4 => Some(Self::Sm4),
-            KeyAlgorithm::Sm2 | KeyAlgorithm::P256 => None,
+            KeyAlgorithm::Aes128 | KeyAlgorithm::Aes256 => Self::Aes,
+            KeyAlgorithm::TripleDes => Self::TripleDes,
+            KeyAlgorithm::Sm4 => Self::Sm4,
+            KeyAlgorithm::P256 => Self::P256,
+            KeyAlgorithm::Sm2 => Self::Sm2,
         }
     }
 
@@ -197,6 +288,8 @@ impl Family {
             Self::Aes => b'A',
             Self::TripleDes => b'T',
             Self::Sm4 => b'1',
+            Self::P256 => b'E',
+            Self::Sm2 => b'2',
         }
     }
 
@@ -205,8 +298,14 @@ impl Family {
             b'A' => Some(Self::Aes),
             b'T' => Some(Self::TripleDes),
             b'1' => Some(Self::Sm4),
+            b'E' => Some(Self::P256),
+            b'2' => Some(Self::Sm2),
             _ => None,
         }
+    }
+
+    const fn is_asymmetric(self) -> bool {
+        matches!(self, Self::P256 | Self::Sm2)
     }
 
     /// The algorithm of a key of this family and length in bits.
@@ -216,6 +315,8 @@ impl Family {
             (Self::Aes, 256) => Some(KeyAlgorithm::Aes256),
             (Self::TripleDes, 128) => Some(KeyAlgorithm::TripleDes),
             (Self::Sm4, 128) => Some(KeyAlgorithm::Sm4),
+            (Self::P256, 256) => Some(KeyAlgorithm::P256),
+            (Self::Sm2, 256) => Some(KeyAlgorithm::Sm2),
             _ => None,
         }
     }
@@ -225,7 +326,7 @@ impl Family {
 /// imported under its KEK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyBlockHeader {
-    binding: Binding,
+    id: VersionId,
     usage: KeyUsage,
     family: Family,
     modes: Modes,
@@ -234,23 +335,40 @@ pub struct KeyBlockHeader {
 }
 
 impl KeyBlockHeader {
-    fn new(attributes: &KeyAttributes, binding: Binding) -> Result<Self> {
-        Ok(Self {
-            binding,
+    fn new(attributes: &KeyAttributes, binding: Binding, kind: BlockKind) -> Result<Self> {
+        let header = Self {
+            id: VersionId::of(binding, kind)?,
             usage: attributes.usage(),
-            family: Family::of(attributes.algorithm()).ok_or(HsmError::Forbidden {
-                operation: "key export",
-                reason: "asymmetric keys have no key block form",
-            })?,
+            family: Family::of(attributes.algorithm()),
             modes: attributes.modes(),
             version: attributes.version(),
             exportability: attributes.exportability(),
-        })
+        };
+        if header.is_asymmetric_export() {
+            return Err(HsmError::Forbidden {
+                operation: "key export",
+                reason: "asymmetric keys travel only in custody blocks",
+            });
+        }
+        Ok(header)
     }
 
-    /// How the block is bound to its KEK (the version ID).
+    /// True for an export header with a signature usage, algorithm or mode.
+    fn is_asymmetric_export(&self) -> bool {
+        self.id.kind() == BlockKind::Export
+            && (self.family.is_asymmetric()
+                || self.usage == KeyUsage::Signature
+                || self.modes.contains(Modes::SIGN))
+    }
+
+    /// How the block is bound to its KEK (from the version ID).
     pub fn binding(&self) -> Binding {
-        self.binding
+        self.id.binding()
+    }
+
+    /// Whether the block is an export or a custody block (from the version ID).
+    pub fn kind(&self) -> BlockKind {
+        self.id.kind()
     }
 
     /// The usage of the key carried.
@@ -290,7 +408,7 @@ impl KeyBlockHeader {
             .1;
         let [version_hi, version_lo] = hex_pair(self.version);
         let mut header = [b'0'; HEADER_LEN];
-        header[0] = self.binding.version_id();
+        header[0] = self.id.code();
         header[1..5].copy_from_slice(BLOCK_LEN_TEXT);
         header[5..7].copy_from_slice(usage);
         header[7] = self.family.code();
@@ -303,11 +421,7 @@ impl KeyBlockHeader {
 
     fn decode(header: &[u8; HEADER_LEN]) -> Result<Self> {
         let bad = HsmError::MalformedKeyBlock;
-        let binding = match header[0] {
-            b'D' => Binding::Aes,
-            b'1' => Binding::Sm4,
-            _ => return Err(bad("unsupported version ID")),
-        };
+        let id = VersionId::from_code(header[0]).ok_or(bad("unsupported version ID"))?;
         if header[1..5] != BLOCK_LEN_TEXT[..] {
             return Err(bad("key block length field does not match"));
         }
@@ -334,14 +448,18 @@ impl KeyBlockHeader {
         if &header[14..16] != b"00" {
             return Err(bad("reserved field is not 00"));
         }
-        Ok(Self {
-            binding,
+        let decoded = Self {
+            id,
             usage,
             family,
             modes,
             version,
             exportability,
-        })
+        };
+        if decoded.is_asymmetric_export() {
+            return Err(bad("asymmetric keys travel only in custody blocks"));
+        }
+        Ok(decoded)
     }
 }
 
@@ -384,17 +502,39 @@ impl KeyBlock {
         &self.header
     }
 
-    /// Builds the block for `key` with `attributes` under `kek`. The caller has checked that
-    /// both may take part in an export.
+    /// Builds the export block for `key` with `attributes` under `kek`. The caller has checked
+    /// that both may take part in an export.
     pub(crate) fn seal(
         kek: &SymmetricKey,
         attributes: &KeyAttributes,
         key: &SymmetricKey,
     ) -> Result<Self> {
-        let binding = binding_of(kek)?;
-        let header = KeyBlockHeader::new(attributes, binding)?;
+        Self::seal_as(BlockKind::Export, kek, attributes, key.expose_secret())
+    }
+
+    /// Builds the custody block for `secret` (a key or a private scalar of the algorithm's
+    /// length) with `attributes` under the AES custody KEK `kek`.
+    pub(crate) fn seal_custody(
+        kek: &SymmetricKey,
+        attributes: &KeyAttributes,
+        secret: &[u8],
+    ) -> Result<Self> {
+        Self::seal_as(BlockKind::Custody, kek, attributes, secret)
+    }
+
+    fn seal_as(
+        kind: BlockKind,
+        kek: &SymmetricKey,
+        attributes: &KeyAttributes,
+        secret: &[u8],
+    ) -> Result<Self> {
+        if secret.len() != attributes.algorithm().secret_len() {
+            return Err(HsmError::InvalidAttributes(
+                "algorithm attribute differs from the key",
+            ));
+        }
+        let header = KeyBlockHeader::new(attributes, binding_of(kek)?, kind)?;
         let header_text = header.encode()?;
-        let secret = key.expose_secret();
         let mut field = Zeroizing::new([0u8; KEY_FIELD_LEN]);
         ykt_crypto::random::fill(&mut field[..])?;
         let bits = u16::try_from(secret.len() * 8).expect("keys are at most 32 bytes");
@@ -411,12 +551,48 @@ impl KeyBlock {
         Ok(Self { text, header })
     }
 
-    /// Verifies the block under `kek` and returns the attributes of its header and the key.
-    /// Any tampering or a wrong KEK is [`HsmError::KeyBlockRejected`].
+    /// Verifies the export block under `kek` and returns the attributes of its header and the
+    /// key. Any tampering or a wrong KEK is [`HsmError::KeyBlockRejected`]; a custody block is
+    /// refused.
     pub(crate) fn open(&self, kek: &SymmetricKey) -> Result<(KeyAttributes, SymmetricKey)> {
-        if binding_of(kek)? != self.header.binding {
+        let (attributes, secret) = self.open_as(BlockKind::Export, kek)?;
+        let symmetric = attributes
+            .algorithm()
+            .symmetric()
+            .ok_or(HsmError::MalformedKeyBlock(
+                "asymmetric keys travel only in custody blocks",
+            ))?;
+        Ok((attributes, SymmetricKey::new(symmetric, &secret)?))
+    }
+
+    /// Verifies the custody block under the custody KEK `kek` and returns the attributes of its
+    /// header and the secret (key or private scalar). Any tampering or a wrong KEK is
+    /// [`HsmError::KeyBlockRejected`]; an export block is refused.
+    pub(crate) fn open_custody(
+        &self,
+        kek: &SymmetricKey,
+    ) -> Result<(KeyAttributes, Zeroizing<Vec<u8>>)> {
+        self.open_as(BlockKind::Custody, kek)
+    }
+
+    fn open_as(
+        &self,
+        kind: BlockKind,
+        kek: &SymmetricKey,
+    ) -> Result<(KeyAttributes, Zeroizing<Vec<u8>>)> {
+        let operation = kind.operation();
+        if self.header.kind() != kind {
             return Err(HsmError::Forbidden {
-                operation: "key import",
+                operation,
+                reason: match kind {
+                    BlockKind::Export => "a custody block is recovered with its shares",
+                    BlockKind::Custody => "the block is not a custody block",
+                },
+            });
+        }
+        if binding_of(kek)? != self.header.binding() {
+            return Err(HsmError::Forbidden {
+                operation,
                 reason: "the KEK's algorithm does not match the block's version ID",
             });
         }
@@ -455,9 +631,8 @@ impl KeyBlock {
             self.header.exportability,
             self.header.version,
         )?;
-        let symmetric = algorithm.symmetric().expect("block families are symmetric");
-        let key = SymmetricKey::new(symmetric, &field[2..2 + symmetric.key_len()])?;
-        Ok((attributes, key))
+        let secret = Zeroizing::new(field[2..2 + algorithm.secret_len()].to_vec());
+        Ok((attributes, secret))
     }
 }
 
@@ -547,7 +722,8 @@ fn cbc_decrypt(key: &SymmetricKey, iv: &[u8; MAC_LEN], data: &mut [u8]) -> Resul
     Ok(())
 }
 
-fn hex_pair(byte: u8) -> [u8; 2] {
+/// The two upper-case hex digits of `byte`.
+pub(crate) fn hex_pair(byte: u8) -> [u8; 2] {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     [
         DIGITS[usize::from(byte >> 4)],
@@ -555,7 +731,8 @@ fn hex_pair(byte: u8) -> [u8; 2] {
     ]
 }
 
-fn hex_value(digit: u8) -> Option<u8> {
+/// The value of an upper-case hex digit.
+pub(crate) fn hex_value(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),
         b'A'..=b'F' => Some(digit - b'A' + 10),
@@ -880,6 +1057,95 @@ mod tests {
         assert!(matches!(
             KeyBlock::parse(""),
             Err(HsmError::MalformedKeyBlock(_))
+        ));
+    }
+
+    /// Custody blocks: version ID `2`, the key's own exportability, asymmetric keys carried;
+    /// neither kind opens as the other, and an edited version ID fails the MAC.
+    #[test]
+    fn custody_blocks_are_marked_and_kept_apart_from_export_blocks() {
+        let kek = test_key(SymmetricAlgorithm::Aes256, 0x42);
+        let tac = attributes(
+            KeyUsage::Tac,
+            KeyAlgorithm::Sm4,
+            Modes::DERIVE,
+            Exportability::None,
+        );
+        let sm2 = attributes(
+            KeyUsage::Signature,
+            KeyAlgorithm::Sm2,
+            Modes::SIGN,
+            Exportability::None,
+        );
+        let p256 = attributes(
+            KeyUsage::Signature,
+            KeyAlgorithm::P256,
+            Modes::SIGN,
+            Exportability::None,
+        );
+        let scalar = [0x5Au8; 32];
+        for (attributes, secret, header) in [
+            (tac, &scalar[..16], "20144031X2CN0000"),
+            (sm2, &scalar[..], "20144S02S2CN0000"),
+            (p256, &scalar[..], "20144S0ES2CN0000"),
+        ] {
+            let block = KeyBlock::seal_custody(&kek, &attributes, secret).unwrap();
+            assert_eq!(&block.as_str()[..HEADER_LEN], header);
+            let parsed = KeyBlock::parse(block.as_str()).unwrap();
+            assert_eq!(parsed.header().kind(), BlockKind::Custody);
+            let (opened_attributes, opened) = parsed.open_custody(&kek).unwrap();
+            assert_eq!(opened_attributes, attributes);
+            assert_eq!(&opened[..], secret);
+            assert!(matches!(
+                parsed.open(&kek),
+                Err(HsmError::Forbidden {
+                    operation: "key import",
+                    ..
+                })
+            ));
+        }
+        // The version ID is authenticated: '2' edited to 'D' parses, then fails the MAC.
+        let block = KeyBlock::seal_custody(&kek, &tac, &scalar[..16]).unwrap();
+        let edited = KeyBlock::parse(&block.as_str().replacen('2', "D", 1)).unwrap();
+        assert_eq!(edited.header().kind(), BlockKind::Export);
+        assert!(matches!(edited.open(&kek), Err(HsmError::KeyBlockRejected)));
+        // An asymmetric custody header edited to an export version ID does not even parse.
+        let block = KeyBlock::seal_custody(&kek, &sm2, &scalar).unwrap();
+        assert!(matches!(
+            KeyBlock::parse(&block.as_str().replacen('2', "D", 1)),
+            Err(HsmError::MalformedKeyBlock(_))
+        ));
+        // And the reverse: an export block is no custody block, before or after an edit.
+        let export = attributes(
+            KeyUsage::Purchase,
+            KeyAlgorithm::Sm4,
+            Modes::DERIVE,
+            Exportability::UnderKek,
+        );
+        let key = test_key(SymmetricAlgorithm::Sm4, 0x17);
+        let block = KeyBlock::seal(&kek, &export, &key).unwrap();
+        assert_eq!(block.header().kind(), BlockKind::Export);
+        assert!(matches!(
+            block.open_custody(&kek),
+            Err(HsmError::Forbidden {
+                operation: "custody recovery",
+                ..
+            })
+        ));
+        let edited = KeyBlock::parse(&block.as_str().replacen('D', "2", 1)).unwrap();
+        assert!(matches!(
+            edited.open_custody(&kek),
+            Err(HsmError::KeyBlockRejected)
+        ));
+        // Export blocks refuse asymmetric keys; custody blocks need an AES KEK.
+        assert!(matches!(
+            KeyBlock::seal_as(BlockKind::Export, &kek, &sm2, &scalar),
+            Err(HsmError::Forbidden { .. })
+        ));
+        let sm4_kek = test_key(SymmetricAlgorithm::Sm4, 0x99);
+        assert!(matches!(
+            KeyBlock::seal_custody(&sm4_kek, &tac, &scalar[..16]),
+            Err(HsmError::Forbidden { .. })
         ));
     }
 

@@ -8,7 +8,9 @@
 //! blob cannot be re-labelled. The [`Hsm`] engine runs the commands of the e-purse back office
 //! (key generation, forming from components, PBOC derivation, load MAC1/MAC2, TAC
 //! verification, WRITE KEY and external-authentication cryptograms, SM2 and P-256 signatures,
-//! check values, random) and refuses any key whose attributes forbid the operation.
+//! check values, random, export and import under a KEK, custody backups split into Shamir
+//! shares, destruction) and refuses any key whose attributes forbid the operation, and any
+//! key destroyed in it.
 
 pub mod attributes;
 pub mod blob;
@@ -23,6 +25,6 @@ pub mod shamir;
 pub use attributes::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Modes};
 pub use blob::KeyBlob;
 pub use component::{FormedKcvs, KeyComponent};
-pub use engine::{GeneratedKey, Hsm, KeyCheck, TacCheck, WriteKeyRequest};
+pub use engine::{Custody, GeneratedKey, Hsm, KeyCheck, TacCheck, WriteKeyRequest};
 pub use error::{HsmError, Result};
 pub use lmk::{CeremonySecret, Lmk};

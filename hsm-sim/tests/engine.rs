@@ -9,6 +9,7 @@ use ykt_crypto::sm2::Sm2PublicKey;
 use ykt_crypto::{
     CryptoError, Kcv, KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey,
 };
+use ykt_hsm_sim::shamir::ShamirError;
 use ykt_hsm_sim::{
     CeremonySecret, Exportability, GeneratedKey, Hsm, HsmError, KeyAlgorithm, KeyAttributes,
     KeyBlob, KeyCheck, KeyComponent, KeyUsage, Lmk, Modes, TacCheck, WriteKeyRequest,
@@ -256,6 +257,19 @@ fn keys_are_refused_for_what_their_attributes_forbid() {
         &[ASN],
         attrs(KeyUsage::Load, sm4, Modes::MAC, Exportability::DerivedOnly),
     ));
+    // A derived-only master's derivatives may leave under a KEK (a school's package).
+    let derived_only = hsm
+        .generate_key(attrs(
+            KeyUsage::Load,
+            sm4,
+            Modes::DERIVE,
+            Exportability::DerivedOnly,
+        ))
+        .unwrap()
+        .blob;
+    let school_key = attrs(KeyUsage::Load, sm4, Modes::DERIVE, Exportability::UnderKek);
+    assert!(hsm.derive_key(&derived_only, &[ASN], school_key).is_ok());
+    forbidden(hsm.derive_key(&mlk, &[ASN], school_key));
     // Factor counts.
     assert!(matches!(
         hsm.derive_key(
@@ -726,5 +740,777 @@ fn nothing_secret_in_debug_or_errors() {
             !shown.contains(&format!("{:?}", key.expose_secret())),
             "{shown}"
         );
+    }
+}
+
+fn destroyed<T: std::fmt::Debug>(result: Result<T, HsmError>) {
+    assert!(matches!(result, Err(HsmError::Destroyed)), "{result:?}");
+}
+
+fn load(amount: u32) -> Load {
+    Load {
+        card_random: [0x9A, 0x1B, 0x2C, 0x3D],
+        online_seq: 5,
+        old_balance: 1000,
+        amount,
+        transaction_type: transaction_type::EP_LOAD,
+        terminal_id: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
+        date: [0x20, 0x26, 0x05, 0x01],
+        time: [0x12, 0x00, 0x00],
+    }
+}
+
+/// A fresh directory under the system temporary directory.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ykt-hsm-sim-{name}-{}", std::process::id()));
+    drop(std::fs::remove_dir_all(&dir));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn random_shares(secret: &[u8], threshold: u8, count: u8) -> Vec<ykt_hsm_sim::shamir::Share> {
+    ykt_hsm_sim::shamir::split(secret, threshold, count, &mut |out| {
+        ykt_crypto::random::fill(out).map_err(|_| ShamirError::Random)
+    })
+    .unwrap()
+}
+
+/// Every `k`-element subset of `0..n`, in lexicographic order.
+fn subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
+    if k == 0 {
+        return vec![Vec::new()];
+    }
+    (k - 1..n)
+        .flat_map(|last| {
+            subsets(last, k - 1).into_iter().map(move |mut s| {
+                s.push(last);
+                s
+            })
+        })
+        .collect()
+}
+
+fn pick<T: Clone>(items: &[T], indexes: &[usize]) -> Vec<T> {
+    indexes.iter().map(|&i| items[i].clone()).collect()
+}
+
+/// The keys of the destruction test: those destroyed and those left alone.
+struct DestroyFixture {
+    mtk: KeyBlob,
+    mpk: KeyBlob,
+    doomed_master: KeyBlob,
+    doomed_kek: KeyBlob,
+    sm2: KeyBlob,
+    app_master: KeyBlob,
+    kek: KeyBlob,
+    live_mpk: KeyBlob,
+    block_under_doomed_kek: ykt_hsm_sim::keyblock::KeyBlock,
+    record: Purchase,
+    tac: [u8; 4],
+    load: Load,
+    load_tac: [u8; 4],
+}
+
+const DESTROY_FACTORS: [[u8; 8]; 2] = [SCHOOL, ASN];
+
+impl DestroyFixture {
+    fn new(hsm: &Hsm) -> Self {
+        let sm4 = KeyAlgorithm::Sm4;
+        let generate = |usage, algorithm, modes, exportability| {
+            hsm.generate_key(attrs(usage, algorithm, modes, exportability))
+                .unwrap()
+                .blob
+        };
+        let mtk_clear = clear_key(SymmetricAlgorithm::Sm4, 11);
+        let mtk = import(
+            hsm,
+            &mtk_clear,
+            attrs(
+                KeyUsage::Tac,
+                sm4,
+                Modes::DERIVE | Modes::MAC,
+                Exportability::None,
+            ),
+        );
+        let kek = generate(
+            KeyUsage::KeyEncryption,
+            KeyAlgorithm::Aes256,
+            Modes::ENCRYPT,
+            Exportability::None,
+        );
+        let doomed_kek = generate(
+            KeyUsage::KeyEncryption,
+            KeyAlgorithm::Aes256,
+            Modes::ENCRYPT,
+            Exportability::None,
+        );
+        let live_mpk = generate(
+            KeyUsage::Purchase,
+            sm4,
+            Modes::DERIVE,
+            Exportability::UnderKek,
+        );
+        let profile = profile(SymmetricAlgorithm::Sm4);
+        let dtk = profile
+            .diversify_path(&mtk_clear, &DESTROY_FACTORS)
+            .unwrap();
+        let record = purchase(300, 4);
+        let load = load(700);
+        Self {
+            tac: record.tac(profile, &dtk).unwrap(),
+            load_tac: load.tac(profile, &dtk).unwrap(),
+            record,
+            load,
+            block_under_doomed_kek: hsm.export_key(&live_mpk, &doomed_kek).unwrap(),
+            mtk,
+            mpk: generate(
+                KeyUsage::Purchase,
+                sm4,
+                Modes::DERIVE,
+                Exportability::UnderKek,
+            ),
+            doomed_master: generate(KeyUsage::AppMaster, sm4, Modes::DERIVE, Exportability::None),
+            doomed_kek,
+            sm2: generate(
+                KeyUsage::Signature,
+                KeyAlgorithm::Sm2,
+                Modes::SIGN,
+                Exportability::None,
+            ),
+            app_master: generate(KeyUsage::AppMaster, sm4, Modes::DERIVE, Exportability::None),
+            kek,
+            live_mpk,
+        }
+    }
+
+    fn doomed(&self) -> [&KeyBlob; 5] {
+        [
+            &self.mtk,
+            &self.mpk,
+            &self.doomed_master,
+            &self.doomed_kek,
+            &self.sm2,
+        ]
+    }
+
+    fn write_key(hsm: &Hsm, key: &KeyBlob, under: &KeyBlob) -> Result<Vec<u8>, HsmError> {
+        hsm.write_key_command(&WriteKeyRequest {
+            key,
+            key_factors: &[ASN],
+            under,
+            under_factors: &[ASN],
+            challenge: &[1, 2, 3, 4],
+            p1: 0x01,
+            p2: 0x00,
+            record_header: &[0x3E, 0xF0, 0xF1, 0x01, 0x04],
+        })
+    }
+
+    /// Every command given one of the doomed keys (all would succeed before destruction).
+    fn uses_of_doomed_keys(&self, hsm: &Hsm) -> Vec<(&'static str, Result<(), HsmError>)> {
+        let sm4 = KeyAlgorithm::Sm4;
+        let check = TacCheck {
+            factors: &DESTROY_FACTORS,
+            purchase: &self.record,
+            tac: &self.tac,
+        };
+        vec![
+            ("kcv", hsm.kcv(&self.mtk, KcvMethod::Cmac).map(drop)),
+            (
+                "derive",
+                hsm.derive_key(
+                    &self.mtk,
+                    &[SCHOOL],
+                    attrs(KeyUsage::Tac, sm4, Modes::MAC, Exportability::None),
+                )
+                .map(drop),
+            ),
+            (
+                "purchase TAC",
+                hsm.verify_purchase_tac(&self.mtk, &DESTROY_FACTORS, &self.record, &self.tac),
+            ),
+            (
+                "purchase TACs",
+                hsm.verify_purchase_tacs(&self.mtk, &[check])
+                    .map(|verdicts| assert_eq!(verdicts, [true])),
+            ),
+            (
+                "load TAC",
+                hsm.verify_load_tac(&self.mtk, &DESTROY_FACTORS, &self.load, &self.load_tac),
+            ),
+            (
+                "custody split",
+                hsm.custody_split(&self.mtk, 2, 3).map(|_| ()),
+            ),
+            ("export", hsm.export_key(&self.mpk, &self.kek).map(drop)),
+            (
+                "export under the KEK",
+                hsm.export_key(&self.live_mpk, &self.doomed_kek).map(drop),
+            ),
+            (
+                "import under the KEK",
+                hsm.import_key(&self.block_under_doomed_kek, &self.doomed_kek)
+                    .map(drop),
+            ),
+            (
+                "WRITE KEY of the key",
+                Self::write_key(hsm, &self.mpk, &self.app_master).map(drop),
+            ),
+            (
+                "WRITE KEY under the key",
+                Self::write_key(hsm, &self.live_mpk, &self.doomed_master).map(drop),
+            ),
+            (
+                "external auth",
+                hsm.external_auth_cryptogram(&self.doomed_master, &[ASN], &[0; 8])
+                    .map(drop),
+            ),
+            ("sign", hsm.sign_sm2(&self.sm2, b"id", b"m").map(drop)),
+            ("public key", hsm.public_key(&self.sm2).map(drop)),
+        ]
+    }
+
+    /// The keys left alone keep working.
+    fn check_live_keys(&self, hsm: &Hsm) {
+        hsm.kcv(&self.app_master, KcvMethod::Cmac).unwrap();
+        hsm.kcv(&self.kek, KcvMethod::Cmac).unwrap();
+        let block = hsm.export_key(&self.live_mpk, &self.kek).unwrap();
+        let imported = hsm.import_key(&block, &self.kek).unwrap();
+        assert_eq!(
+            hsm.kcv(&imported, KcvMethod::Cmac).unwrap(),
+            hsm.kcv(&self.live_mpk, KcvMethod::Cmac).unwrap()
+        );
+        Self::write_key(hsm, &self.live_mpk, &self.app_master).unwrap();
+    }
+}
+
+#[test]
+fn destroyed_keys_are_refused_by_every_command_and_after_a_restart() {
+    let dir = temp_dir("destroyed");
+    let path = dir.join("destroyed.log");
+    let secret = CeremonySecret::from_bytes(&[0x37; 32]).unwrap();
+    let hsm = Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let keys = DestroyFixture::new(&hsm);
+    for (name, result) in keys.uses_of_doomed_keys(&hsm) {
+        assert!(result.is_ok(), "{name} before destruction: {result:?}");
+    }
+    for key in keys.doomed() {
+        hsm.destroy_key(key).unwrap();
+    }
+    let refused_everywhere = |hsm: &Hsm| {
+        for (name, result) in keys.uses_of_doomed_keys(hsm) {
+            assert!(
+                matches!(result, Err(HsmError::Destroyed)),
+                "{name}: {result:?}"
+            );
+        }
+        // A byte-identical copy is the same blob.
+        let copy = KeyBlob::from_bytes(keys.mtk.as_bytes().to_vec()).unwrap();
+        destroyed(hsm.kcv(&copy, KcvMethod::EncryptZeros));
+        keys.check_live_keys(hsm);
+    };
+    refused_everywhere(&hsm);
+    // Destroying again, or destroying a copy, succeeds and records nothing new.
+    hsm.destroy_key(&keys.mtk).unwrap();
+    hsm.destroy_key(&KeyBlob::from_bytes(keys.sm2.as_bytes().to_vec()).unwrap())
+        .unwrap();
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(log.lines().count(), keys.doomed().len());
+    assert!(
+        log.lines()
+            .all(|line| line.len() == 56 && line.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
+
+    // Restart with the same LMK and log: still refused.
+    drop(hsm);
+    let restarted = Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &path).unwrap();
+    refused_everywhere(&restarted);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), log);
+
+    // An engine without a log remembers in memory only.
+    let memory = Hsm::new(Lmk::form(&secret).unwrap());
+    memory.kcv(&keys.mtk, KcvMethod::Cmac).unwrap();
+    memory.destroy_key(&keys.mtk).unwrap();
+    destroyed(memory.kcv(&keys.mtk, KcvMethod::Cmac));
+    Hsm::new(Lmk::form(&secret).unwrap())
+        .kcv(&keys.mtk, KcvMethod::Cmac)
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn destroying_a_foreign_or_corrupted_blob_is_refused_and_records_nothing() {
+    let dir = temp_dir("destroy-foreign");
+    let path = dir.join("destroyed.log");
+    let hsm = Hsm::with_destroyed_log(Lmk::generate().unwrap(), &path).unwrap();
+    let a = attrs(
+        KeyUsage::Tac,
+        KeyAlgorithm::Sm4,
+        Modes::MAC,
+        Exportability::None,
+    );
+    let foreign = new_hsm().generate_key(a).unwrap().blob;
+    assert!(matches!(
+        hsm.destroy_key(&foreign),
+        Err(HsmError::BlobRejected)
+    ));
+    let own = hsm.generate_key(a).unwrap().blob;
+    let kcv = hsm.kcv(&own, KcvMethod::Cmac).unwrap();
+    for offset in [3, 6, 30, own.as_bytes().len() - 1] {
+        let mut bytes = own.as_bytes().to_vec();
+        bytes[offset] ^= 0x01;
+        let Ok(edited) = KeyBlob::from_bytes(bytes) else {
+            continue;
+        };
+        assert!(matches!(
+            hsm.destroy_key(&edited),
+            Err(HsmError::BlobRejected)
+        ));
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(hsm.kcv(&own, KcvMethod::Cmac).unwrap(), kcv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn destroyed_log_records_are_checked_when_opened() {
+    let dir = temp_dir("destroyed-log");
+    let path = dir.join("destroyed.log");
+    let secret = CeremonySecret::from_bytes(&[0x51; 32]).unwrap();
+    let a = attrs(
+        KeyUsage::Tac,
+        KeyAlgorithm::Sm4,
+        Modes::MAC,
+        Exportability::None,
+    );
+    let hsm = Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &path).unwrap();
+    let first = hsm.generate_key(a).unwrap().blob;
+    let second = hsm.generate_key(a).unwrap().blob;
+    hsm.destroy_key(&first).unwrap();
+    drop(hsm);
+    let record_len = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(record_len, 57);
+
+    // A record cut short by a crash is dropped; the complete one still counts.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"0123ABCD").unwrap();
+    drop(file);
+    let hsm = Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), record_len);
+    destroyed(hsm.kcv(&first, KcvMethod::Cmac));
+    hsm.destroy_key(&second).unwrap();
+    drop(hsm);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * record_len);
+    let hsm = Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &path).unwrap();
+    destroyed(hsm.kcv(&first, KcvMethod::Cmac));
+    destroyed(hsm.kcv(&second, KcvMethod::Cmac));
+    drop(hsm);
+
+    // Any complete line that is not a record refuses the file.
+    let good = std::fs::read_to_string(&path).unwrap();
+    for bad in [
+        format!("{good}not a record\n"),
+        format!("{}{}", good.to_lowercase(), good),
+        format!("\n{good}"),
+        format!("{}\n", &good[..60]),
+    ] {
+        std::fs::write(&path, &bad).unwrap();
+        let refused = Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &path);
+        assert!(
+            matches!(refused, Err(HsmError::DestroyedLog(_))),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    // A log that cannot be opened is refused too.
+    assert!(matches!(
+        Hsm::with_destroyed_log(Lmk::form(&secret).unwrap(), &dir.join("missing/log")),
+        Err(HsmError::DestroyedLog(_))
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn keys_are_formed_from_any_threshold_of_their_shares() {
+    let hsm = new_hsm();
+    for (algorithm, attributes) in [
+        (
+            SymmetricAlgorithm::Sm4,
+            attrs(
+                KeyUsage::Tac,
+                KeyAlgorithm::Sm4,
+                Modes::DERIVE,
+                Exportability::None,
+            ),
+        ),
+        (
+            SymmetricAlgorithm::TripleDes,
+            attrs(
+                KeyUsage::Load,
+                KeyAlgorithm::TripleDes,
+                Modes::DERIVE,
+                Exportability::DerivedOnly,
+            ),
+        ),
+        (
+            SymmetricAlgorithm::Aes256,
+            attrs(
+                KeyUsage::KeyEncryption,
+                KeyAlgorithm::Aes256,
+                Modes::ENCRYPT,
+                Exportability::None,
+            ),
+        ),
+    ] {
+        let key = clear_key(algorithm, 21);
+        let expected = Kcv::of(&key);
+        let shares = random_shares(key.expose_secret(), 3, 5);
+        let mut quorums = subsets(5, 3);
+        quorums.extend(subsets(5, 4));
+        quorums.push((0..5).collect());
+        for quorum in quorums {
+            let (blob, kcv) = hsm
+                .form_key_from_shares(attributes, &pick(&shares, &quorum))
+                .unwrap();
+            assert_eq!(kcv, expected, "{quorum:?}");
+            assert_eq!(blob.attributes(), &attributes);
+            assert_eq!(
+                hsm.kcv(&blob, KcvMethod::default_for(algorithm)).unwrap(),
+                expected
+            );
+        }
+        assert!(matches!(
+            hsm.form_key_from_shares(attributes, &shares[..2]),
+            Err(HsmError::Share(ShamirError::NotEnoughShares {
+                given: 2,
+                threshold: 3
+            }))
+        ));
+        // A tampered share: caught by the extra shares, or by the check value.
+        let mut value = shares[1].value().to_vec();
+        // Distinct changes in four bytes: not all of them DES parity bits.
+        for (i, byte) in value.iter_mut().take(4).enumerate() {
+            *byte ^= 0x11 * (i as u8 + 1);
+        }
+        let tampered =
+            ykt_hsm_sim::shamir::Share::new(shares[1].index(), shares[1].threshold(), value.into())
+                .unwrap();
+        let with_tampered = [shares[0].clone(), tampered, shares[2].clone()];
+        let mut four = with_tampered.to_vec();
+        four.push(shares[3].clone());
+        assert!(matches!(
+            hsm.form_key_from_shares(attributes, &four),
+            Err(HsmError::Share(ShamirError::Inconsistent))
+        ));
+        let (_, kcv) = hsm
+            .form_key_from_shares(attributes, &with_tampered)
+            .unwrap();
+        assert_ne!(kcv, expected);
+        // As text, a mistyped digit is caught before the share reaches the HSM.
+        let text = shares[1].to_text();
+        let mut typo = text.to_string();
+        let digit = if typo.as_bytes()[5] == b'0' { "1" } else { "0" };
+        typo.replace_range(5..6, digit);
+        assert_eq!(
+            ykt_hsm_sim::shamir::Share::parse(&typo).unwrap_err(),
+            ShamirError::Checksum
+        );
+        // Shares of a secret of another length.
+        let other_len = if algorithm.key_len() == 16 { 32 } else { 16 };
+        assert!(matches!(
+            hsm.form_key_from_shares(attributes, &random_shares(&vec![7; other_len], 2, 2)),
+            Err(HsmError::SharedSecretLength { expected, actual })
+                if expected == algorithm.key_len() && actual == other_len
+        ));
+    }
+    let signature = attrs(
+        KeyUsage::Signature,
+        KeyAlgorithm::Sm2,
+        Modes::SIGN,
+        Exportability::None,
+    );
+    forbidden(hsm.form_key_from_shares(signature, &random_shares(&[1; 32], 2, 2)));
+}
+
+/// What proves a key: its check value, or its public key.
+fn proof(hsm: &Hsm, blob: &KeyBlob) -> KeyCheck {
+    match blob.attributes().algorithm().symmetric() {
+        Some(algorithm) => KeyCheck::Kcv(hsm.kcv(blob, KcvMethod::default_for(algorithm)).unwrap()),
+        None => KeyCheck::PublicKey(hsm.public_key(blob).unwrap()),
+    }
+}
+
+#[test]
+fn custody_backups_recover_from_any_threshold_of_shares() {
+    let hsm = new_hsm();
+    let generate = |usage, algorithm, modes, exportability| {
+        hsm.generate_key(attrs(usage, algorithm, modes, exportability))
+            .unwrap()
+            .blob
+    };
+    let kek = generate(
+        KeyUsage::KeyEncryption,
+        KeyAlgorithm::Aes256,
+        Modes::ENCRYPT,
+        Exportability::None,
+    );
+    let sm4_kek = generate(
+        KeyUsage::KeyEncryption,
+        KeyAlgorithm::Sm4,
+        Modes::ENCRYPT,
+        Exportability::None,
+    );
+    let tac_master = generate(
+        KeyUsage::Tac,
+        KeyAlgorithm::Sm4,
+        Modes::DERIVE,
+        Exportability::None,
+    );
+    let app_master = generate(
+        KeyUsage::AppMaster,
+        KeyAlgorithm::TripleDes,
+        Modes::DERIVE,
+        Exportability::DerivedOnly,
+    );
+    let keys = [
+        tac_master.clone(),
+        app_master.clone(),
+        generate(
+            KeyUsage::KeyEncryption,
+            KeyAlgorithm::Aes256,
+            Modes::DERIVE | Modes::ENCRYPT,
+            Exportability::None,
+        ),
+        generate(
+            KeyUsage::Purchase,
+            KeyAlgorithm::Sm4,
+            Modes::DERIVE,
+            Exportability::UnderKek,
+        ),
+        generate(
+            KeyUsage::Signature,
+            KeyAlgorithm::Sm2,
+            Modes::SIGN,
+            Exportability::None,
+        ),
+        generate(
+            KeyUsage::Signature,
+            KeyAlgorithm::P256,
+            Modes::SIGN,
+            Exportability::None,
+        ),
+    ];
+    let kek_attributes = attrs(
+        KeyUsage::KeyEncryption,
+        KeyAlgorithm::Aes256,
+        Modes::ENCRYPT,
+        Exportability::None,
+    );
+    for key in &keys {
+        let custody = hsm.custody_split(key, 3, 5).unwrap();
+        let header = custody.block.header();
+        assert_eq!(header.kind(), ykt_hsm_sim::keyblock::BlockKind::Custody);
+        assert!(custody.block.as_str().starts_with("20144"));
+        assert_eq!(header.exportability(), key.attributes().exportability());
+        assert_eq!(
+            custody.shares.iter().map(|s| s.index()).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert!(custody.shares.iter().all(|s| s.threshold() == 3));
+        let custody_kek = SymmetricKey::new(
+            SymmetricAlgorithm::Aes256,
+            &ykt_hsm_sim::shamir::combine(&custody.shares[..3]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(custody.kek_kcv, Kcv::of(&custody_kek));
+        let expected = proof(&hsm, key);
+        let mut quorums = subsets(5, 3);
+        quorums.push((0..5).collect());
+        for quorum in quorums {
+            let recovered = hsm
+                .custody_recover(&custody.block, &pick(&custody.shares, &quorum))
+                .unwrap();
+            assert_eq!(recovered.attributes(), key.attributes(), "{quorum:?}");
+            assert_eq!(proof(&hsm, &recovered), expected, "{quorum:?}");
+            assert_ne!(recovered.as_bytes(), key.as_bytes());
+        }
+        // Fewer shares than the threshold.
+        assert!(matches!(
+            hsm.custody_recover(&custody.block, &custody.shares[1..3]),
+            Err(HsmError::Share(ShamirError::NotEnoughShares { .. }))
+        ));
+        // A custody block is never imported, not even under a KEK formed from its shares.
+        let (shared_kek, kcv) = hsm
+            .form_key_from_shares(kek_attributes, &custody.shares[2..])
+            .unwrap();
+        assert_eq!(kcv, custody.kek_kcv);
+        for kek in [&kek, &sm4_kek, &shared_kek] {
+            forbidden(hsm.import_key(&custody.block, kek));
+        }
+        // Debug shows no share value.
+        let shown = format!("{custody:?}");
+        for share in &custody.shares {
+            let hex: String = share.value().iter().map(|b| format!("{b:02X}")).collect();
+            assert!(!shown.to_uppercase().contains(&hex), "{shown}");
+            assert!(!shown.contains(&format!("{:?}", share.value())), "{shown}");
+            assert!(!shown.contains(&share.to_text()[..9]), "{shown}");
+        }
+    }
+
+    // Non-exportable masters are backed up, and stay non-exportable once recovered.
+    for master in [&tac_master, &app_master] {
+        forbidden(hsm.export_key(master, &kek));
+        let custody = hsm.custody_split(master, 2, 2).unwrap();
+        let recovered = hsm
+            .custody_recover(&custody.block, &custody.shares)
+            .unwrap();
+        forbidden(hsm.export_key(&recovered, &kek));
+    }
+
+    // A recovered SM2 key signs for the original public key.
+    let sm2 = &keys[4];
+    let custody = hsm.custody_split(sm2, 2, 3).unwrap();
+    let recovered = hsm
+        .custody_recover(&custody.block, &custody.shares[1..])
+        .unwrap();
+    let signature = hsm.sign_sm2(&recovered, b"audit", b"day 1").unwrap();
+    Sm2PublicKey::from_sec1(&hsm.public_key(sm2).unwrap())
+        .unwrap()
+        .verify(b"audit", b"day 1", &signature)
+        .unwrap();
+
+    // Shares of another split give another KEK: the block's MAC fails.
+    let first = hsm.custody_split(&tac_master, 3, 5).unwrap();
+    let second = hsm.custody_split(&tac_master, 3, 5).unwrap();
+    let mixed = [
+        first.shares[0].clone(),
+        first.shares[1].clone(),
+        second.shares[2].clone(),
+    ];
+    assert!(matches!(
+        hsm.custody_recover(&first.block, &mixed),
+        Err(HsmError::KeyBlockRejected)
+    ));
+    assert!(matches!(
+        hsm.custody_recover(&second.block, &first.shares[..3]),
+        Err(HsmError::KeyBlockRejected)
+    ));
+    // Shares of another secret length.
+    assert!(matches!(
+        hsm.custody_recover(&first.block, &random_shares(&[9; 16], 2, 2)),
+        Err(HsmError::SharedSecretLength {
+            expected: 32,
+            actual: 16
+        })
+    ));
+
+    // An export block is not recovered, even with shares of its KEK.
+    let shares = random_shares(&[0x6B; 32], 3, 5);
+    let (shared_kek, _) = hsm
+        .form_key_from_shares(kek_attributes, &shares[..3])
+        .unwrap();
+    let block = hsm.export_key(&keys[3], &shared_kek).unwrap();
+    forbidden(hsm.custody_recover(&block, &shares[..3]));
+    let imported = hsm.import_key(&block, &shared_kek).unwrap();
+    assert_eq!(proof(&hsm, &imported), proof(&hsm, &keys[3]));
+
+    // Parameters.
+    for (threshold, count) in [(1, 3), (0, 2), (4, 3), (2, 17), (17, 17), (0, 0)] {
+        assert!(
+            matches!(
+                hsm.custody_split(&tac_master, threshold, count),
+                Err(HsmError::CustodyParameters { threshold: t, count: c })
+                    if (t, c) == (threshold, count)
+            ),
+            "{threshold} of {count}"
+        );
+    }
+    let custody = hsm.custody_split(&tac_master, 16, 16).unwrap();
+    assert_eq!(custody.shares.len(), 16);
+    assert_eq!(
+        proof(
+            &hsm,
+            &hsm.custody_recover(&custody.block, &custody.shares)
+                .unwrap()
+        ),
+        proof(&hsm, &tac_master)
+    );
+    assert!(matches!(
+        hsm.custody_recover(&custody.block, &[]),
+        Err(HsmError::Share(ShamirError::NoShares))
+    ));
+    // A blob of another HSM is not backed up.
+    assert!(matches!(
+        new_hsm().custody_split(&tac_master, 2, 3),
+        Err(HsmError::BlobRejected)
+    ));
+}
+
+#[test]
+fn load_tacs_are_verified_against_ykt_crypto() {
+    let hsm = new_hsm();
+    for algorithm in CARD_ALGORITHMS {
+        let ka = key_algorithm(algorithm);
+        let mtk = clear_key(algorithm, 13);
+        let blob = import(
+            &hsm,
+            &mtk,
+            attrs(KeyUsage::Tac, ka, Modes::DERIVE, Exportability::None),
+        );
+        let profile = profile(algorithm);
+        let factors = [REGION, SCHOOL, ASN];
+        let dtk = profile.diversify_path(&mtk, &factors).unwrap();
+        let record = load(5000);
+        let tac = record.tac(profile, &dtk).unwrap();
+        hsm.verify_load_tac(&blob, &factors, &record, &tac).unwrap();
+        for bit in 0..32 {
+            let mut flipped = tac;
+            flipped[bit / 8] ^= 0x80 >> (bit % 8);
+            assert!(
+                matches!(
+                    hsm.verify_load_tac(&blob, &factors, &record, &flipped),
+                    Err(HsmError::Crypto(CryptoError::Mismatch("TAC")))
+                ),
+                "bit {bit}"
+            );
+        }
+        // Another card's key or another amount: refused.
+        assert!(
+            hsm.verify_load_tac(&blob, &[REGION, SCHOOL, SCHOOL], &record, &tac)
+                .is_err()
+        );
+        assert!(
+            hsm.verify_load_tac(&blob, &factors, &load(5001), &tac)
+                .is_err()
+        );
+        // The card's DTK kept as a blob verifies directly.
+        let (card, _) = hsm
+            .derive_key(
+                &blob,
+                &factors,
+                attrs(KeyUsage::Tac, ka, Modes::MAC, Exportability::None),
+            )
+            .unwrap();
+        hsm.verify_load_tac(&card, &[], &record, &tac).unwrap();
+        // Attribute and factor refusals are those of the purchase TAC.
+        forbidden(hsm.verify_load_tac(&blob, &[], &record, &tac));
+        let mlk = import(
+            &hsm,
+            &mtk,
+            attrs(KeyUsage::Load, ka, Modes::DERIVE, Exportability::None),
+        );
+        forbidden(hsm.verify_load_tac(&mlk, &factors, &record, &tac));
+        assert!(matches!(
+            hsm.verify_load_tac(&blob, &[ASN; 4], &record, &tac),
+            Err(HsmError::FactorCount { actual: 4, .. })
+        ));
     }
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use ykt_crypto::epurse::transaction_type;
 use ykt_crypto::p256::P256PublicKey;
 use ykt_crypto::sm2::Sm2PublicKey;
-use ykt_crypto::{KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey};
+use ykt_crypto::{Kcv, KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey};
 use ykt_hsm_sim::host::{
     CheckValue, ClientRegistry, HostClient, HostError, HostServer, Limits, RemoteKeyCheck, Status,
     TacRecord,
 };
 use ykt_hsm_sim::{
-    Exportability, Hsm, KeyAlgorithm, KeyAttributes, KeyBlob, KeyCheck, KeyComponent, KeyUsage,
-    Lmk, Modes, WriteKeyRequest,
+    Exportability, Hsm, HsmError, KeyAlgorithm, KeyAttributes, KeyBlob, KeyCheck, KeyComponent,
+    KeyUsage, Lmk, Modes, WriteKeyRequest,
 };
 
 const ASN: [u8; 8] = [0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18];
@@ -420,4 +420,368 @@ fn stop_closes_connections() {
     server.stop();
     assert!(matches!(client.random(&mut out), Err(HostError::Io(_))));
     assert!(HostClient::connect(server.local_addr(), "kms", SECRET).is_err());
+}
+
+fn load(amount: u32) -> Load {
+    Load {
+        card_random: [0x9A, 0x1B, 0x2C, 0x3D],
+        online_seq: 5,
+        old_balance: 1000,
+        amount,
+        transaction_type: transaction_type::EP_LOAD,
+        terminal_id: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
+        date: [0x20, 0x26, 0x05, 0x01],
+        time: [0x08, 0x00, 0x00],
+    }
+}
+
+fn kek(hsm: &Hsm) -> KeyBlob {
+    hsm.generate_key(attrs(
+        KeyUsage::KeyEncryption,
+        KeyAlgorithm::Aes256,
+        Modes::ENCRYPT,
+        Exportability::None,
+    ))
+    .unwrap()
+    .blob
+}
+
+/// The status of a refused link call, with the engine's refusal of the same call.
+fn same_refusal<A: std::fmt::Debug, B: std::fmt::Debug>(
+    link: Result<A, HostError>,
+    engine: Result<B, HsmError>,
+) -> Status {
+    let status = link.unwrap_err().status().expect("a refusal");
+    assert_eq!(status, Status::of_hsm_error(&engine.unwrap_err()));
+    status
+}
+
+#[test]
+fn key_management_commands_match_the_engine() {
+    let (hsm, server) = serve();
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    let profile = Profile::YktSm4V1;
+
+    // VERIFY LOAD TAC: a TAC made outside verifies, a flipped bit is refused, as in the engine.
+    let (mtk, mtk_clear) = formed(&hsm, KeyUsage::Tac, Modes::DERIVE, Exportability::None);
+    let factors = [SCHOOL, ASN];
+    let dtk = profile.diversify_path(&mtk_clear, &factors).unwrap();
+    let record = load(5000);
+    let tac = record.tac(profile, &dtk).unwrap();
+    client
+        .verify_load_tac(&mtk, &factors, &record, &tac)
+        .unwrap();
+    hsm.verify_load_tac(&mtk, &factors, &record, &tac).unwrap();
+    let mut flipped = tac;
+    flipped[2] ^= 0x10;
+    assert_eq!(
+        same_refusal(
+            client.verify_load_tac(&mtk, &factors, &record, &flipped),
+            hsm.verify_load_tac(&mtk, &factors, &record, &flipped),
+        ),
+        Status::VerificationFailed
+    );
+    let (mlk, _) = formed(&hsm, KeyUsage::Load, Modes::DERIVE, Exportability::None);
+    assert_eq!(
+        same_refusal(
+            client.verify_load_tac(&mlk, &factors, &record, &tac),
+            hsm.verify_load_tac(&mlk, &factors, &record, &tac),
+        ),
+        Status::Forbidden
+    );
+
+    // EXPORT KEY: the block carries the key (its padding is random, its header is the
+    // engine's).
+    let kek = kek(&hsm);
+    let (mpk, mpk_clear) = formed(
+        &hsm,
+        KeyUsage::Purchase,
+        Modes::DERIVE,
+        Exportability::UnderKek,
+    );
+    let block = client.export_key(&mpk, &kek).unwrap();
+    let engine_block = hsm.export_key(&mpk, &kek).unwrap();
+    assert_eq!(block.header(), engine_block.header());
+    assert_eq!(block.as_str()[..16], engine_block.as_str()[..16]);
+    for block in [&block, &engine_block] {
+        let imported = hsm.import_key(block, &kek).unwrap();
+        assert_eq!(
+            hsm.kcv(&imported, KcvMethod::Cmac).unwrap(),
+            Kcv::compute(&mpk_clear, KcvMethod::Cmac)
+        );
+    }
+    assert_eq!(
+        same_refusal(client.export_key(&mtk, &kek), hsm.export_key(&mtk, &kek)),
+        Status::Forbidden
+    );
+
+    // IMPORT KEY: the blob holds the key with the block's attributes.
+    let imported = client.import_key(&engine_block, &kek).unwrap();
+    assert_eq!(imported.attributes(), mpk.attributes());
+    assert_eq!(
+        hsm.kcv(&imported, KcvMethod::Cmac).unwrap(),
+        hsm.kcv(
+            &hsm.import_key(&engine_block, &kek).unwrap(),
+            KcvMethod::Cmac
+        )
+        .unwrap()
+    );
+    let other_kek = self::kek(&hsm);
+    assert_eq!(
+        same_refusal(
+            client.import_key(&block, &other_kek),
+            hsm.import_key(&block, &other_kek),
+        ),
+        Status::KeyBlockRejected
+    );
+    let custody = hsm.custody_split(&mtk, 2, 3).unwrap();
+    assert_eq!(
+        same_refusal(
+            client.import_key(&custody.block, &kek),
+            hsm.import_key(&custody.block, &kek),
+        ),
+        Status::Forbidden
+    );
+
+    // DESTROY KEY: refused from then on, over the link and in the engine.
+    client.destroy_key(&mtk).unwrap();
+    assert_eq!(
+        same_refusal(
+            client.verify_load_tac(&mtk, &factors, &record, &tac),
+            hsm.verify_load_tac(&mtk, &factors, &record, &tac),
+        ),
+        Status::Destroyed
+    );
+    assert_eq!(
+        same_refusal(
+            client.kcv(&mtk, KcvMethod::Cmac),
+            hsm.kcv(&mtk, KcvMethod::Cmac)
+        ),
+        Status::Destroyed
+    );
+    let purchase_record = purchase(250);
+    let purchase_tac = purchase_record.tac(profile, &dtk).unwrap();
+    let batch = client.verify_purchase_tacs(
+        &mtk,
+        vec![TacRecord {
+            factors: factors.to_vec(),
+            purchase: purchase_record,
+            tac: purchase_tac.to_vec(),
+        }],
+    );
+    assert_eq!(batch.unwrap_err().status(), Some(Status::Destroyed));
+    client.destroy_key(&mtk).unwrap();
+    // A foreign blob is not destroyed; an engine destruction shows on the link.
+    let foreign = Hsm::new(Lmk::generate().unwrap())
+        .generate_key(*mpk.attributes())
+        .unwrap()
+        .blob;
+    assert_eq!(
+        same_refusal(client.destroy_key(&foreign), hsm.destroy_key(&foreign)),
+        Status::BlobRejected
+    );
+    hsm.destroy_key(&kek).unwrap();
+    let refused = client.export_key(&mpk, &kek).unwrap_err();
+    assert_eq!(refused.status(), Some(Status::Destroyed));
+    assert!(matches!(
+        hsm.import_key(&block, &kek),
+        Err(HsmError::Destroyed)
+    ));
+    // Other keys are untouched.
+    assert_eq!(
+        client.kcv(&mpk, KcvMethod::Cmac).unwrap(),
+        CheckValue::from(&Kcv::compute(&mpk_clear, KcvMethod::Cmac))
+    );
+}
+
+/// A raw connection through HELLO and AUTH, computing the client proof of [`auth`] here.
+///
+/// [`auth`]: ykt_hsm_sim::host::auth
+fn authenticated(addr: SocketAddr) -> TcpStream {
+    use aws_lc_rs::hmac;
+    let mut stream = raw(addr);
+    let nonce = [0x33u8; 32];
+    let hello = [&[1, 0x01, 0, 0, 0, 1, 0, 3][..], b"kms", &nonce].concat();
+    let reply = exchange(&mut stream, &hello).unwrap();
+    assert_eq!(status(&reply), (0, 1));
+    let challenge = &reply[6..38];
+    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
+    let message = [&b"ykt-host-v1 client"[..], challenge, &nonce, b"kms"].concat();
+    let proof = hmac::sign(&key, &message);
+    let auth = [&[1, 0x02, 0, 0, 0, 2][..], proof.as_ref()].concat();
+    assert_eq!(status(&exchange(&mut stream, &auth).unwrap()), (0, 2));
+    stream
+}
+
+/// A request body: header with `command` and `id`, then `fields` in order.
+fn request(command: u8, id: u32, fields: &[&[u8]]) -> Vec<u8> {
+    let mut body = vec![1, command];
+    body.extend_from_slice(&id.to_be_bytes());
+    fields.iter().for_each(|f| body.extend_from_slice(f));
+    body
+}
+
+/// A `var` field.
+fn var(bytes: &[u8]) -> Vec<u8> {
+    let mut field = (bytes.len() as u16).to_be_bytes().to_vec();
+    field.extend_from_slice(bytes);
+    field
+}
+
+#[test]
+fn malformed_key_management_frames_are_refused_and_change_nothing() {
+    let (hsm, server) = serve();
+    let kek = kek(&hsm);
+    let (mpk, mpk_clear) = formed(
+        &hsm,
+        KeyUsage::Purchase,
+        Modes::DERIVE,
+        Exportability::UnderKek,
+    );
+    let (mtk, mtk_clear) = formed(&hsm, KeyUsage::Tac, Modes::DERIVE, Exportability::None);
+    let block = hsm.export_key(&mpk, &kek).unwrap();
+    let (key, kek_field, block_field) = (
+        var(mpk.as_bytes()),
+        var(kek.as_bytes()),
+        var(block.as_str().as_bytes()),
+    );
+    let mut corrupted = mpk.as_bytes().to_vec();
+    *corrupted.last_mut().unwrap() ^= 1;
+    let mut corrupted_kek = kek.as_bytes().to_vec();
+    corrupted_kek[10] ^= 1;
+    let profile = Profile::YktSm4V1;
+    let dtk = profile.diversify_path(&mtk_clear, &[ASN]).unwrap();
+    let record = load(42);
+    let tac = record.tac(profile, &dtk).unwrap();
+    let load_field = [
+        &record.card_random[..],
+        &record.online_seq.to_be_bytes(),
+        &record.old_balance.to_be_bytes(),
+        &record.amount.to_be_bytes(),
+        &[record.transaction_type],
+        &record.terminal_id,
+        &record.date,
+        &record.time,
+    ]
+    .concat();
+    let mtk_field = var(mtk.as_bytes());
+    let one_factor = [&[1][..], &ASN].concat();
+
+    // Before authentication: grammar failures are told, anything else is 83.
+    let mut stream = raw(server.local_addr());
+    for (body, expected) in [
+        (request(0x16, 20, &[&[0, 200, 1]]), Status::MalformedFrame),
+        (request(0x16, 21, &[&key]), Status::Unauthenticated),
+        (
+            request(0x15, 22, &[&block_field, &kek_field]),
+            Status::Unauthenticated,
+        ),
+        (
+            request(0x14, 23, &[&key, &kek_field]),
+            Status::Unauthenticated,
+        ),
+    ] {
+        let id = u32::from_be_bytes(body[2..6].try_into().unwrap());
+        let reply = exchange(&mut stream, &body).expect("the connection stays usable");
+        assert_eq!(status(&reply), (expected as u8, id), "{body:02X?}");
+    }
+
+    let mut stream = authenticated(server.local_addr());
+    let cases: Vec<(Vec<u8>, Status)> = vec![
+        // DESTROY KEY: blob field past the end, trailing byte, not a blob, not this LMK's.
+        (
+            request(0x16, 30, &[&[0, 200, 1, 2]]),
+            Status::MalformedFrame,
+        ),
+        (request(0x16, 31, &[&key, &[0]]), Status::MalformedFrame),
+        (
+            request(0x16, 32, &[&var(&[1, 2, 3])]),
+            Status::MalformedBlob,
+        ),
+        (request(0x16, 33, &[&var(&corrupted)]), Status::BlobRejected),
+        (request(0x16, 34, &[]), Status::MalformedFrame),
+        // EXPORT KEY: the KEK missing, or not a blob.
+        (request(0x14, 40, &[&key]), Status::MalformedFrame),
+        (
+            request(0x14, 41, &[&key, &var(&[9; 10])]),
+            Status::MalformedBlob,
+        ),
+        (
+            request(0x14, 42, &[&key, &kek_field, &[0]]),
+            Status::MalformedFrame,
+        ),
+        // IMPORT KEY: text that is no key block, bytes that are no text, the KEK missing.
+        (
+            request(
+                0x15,
+                50,
+                &[&var(&block.as_str().as_bytes()[1..]), &kek_field],
+            ),
+            Status::MalformedKeyBlock,
+        ),
+        (
+            request(0x15, 51, &[&var(&[0xFF; 144]), &kek_field]),
+            Status::MalformedKeyBlock,
+        ),
+        (request(0x15, 52, &[&block_field]), Status::MalformedFrame),
+        (
+            request(0x15, 53, &[&block_field, &var(&corrupted_kek)]),
+            Status::BlobRejected,
+        ),
+        // VERIFY LOAD TAC: load cut short, TAC missing, trailing byte, too many factors.
+        (
+            request(0x23, 60, &[&mtk_field, &one_factor, &load_field[..27]]),
+            Status::MalformedFrame,
+        ),
+        (
+            request(0x23, 61, &[&mtk_field, &one_factor, &load_field]),
+            Status::MalformedFrame,
+        ),
+        (
+            request(
+                0x23,
+                62,
+                &[&mtk_field, &one_factor, &load_field, &var(&tac), &[0]],
+            ),
+            Status::MalformedFrame,
+        ),
+        (
+            request(
+                0x23,
+                63,
+                &[&mtk_field, &[4], &[0; 32], &load_field, &var(&tac)],
+            ),
+            Status::FactorCount,
+        ),
+    ];
+    for (body, expected) in cases {
+        let id = u32::from_be_bytes(body[2..6].try_into().unwrap());
+        let reply = exchange(&mut stream, &body).expect("the connection stays usable");
+        assert_eq!(status(&reply), (expected as u8, id), "{body:02X?}");
+    }
+    // The well-formed frames are answered on the same connection.
+    let reply = exchange(
+        &mut stream,
+        &request(
+            0x23,
+            70,
+            &[&mtk_field, &one_factor, &load_field, &var(&tac)],
+        ),
+    )
+    .unwrap();
+    assert_eq!(status(&reply), (0, 70));
+
+    // Nothing was destroyed, exported under another key or changed.
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    assert_eq!(
+        client.kcv(&mpk, KcvMethod::Cmac).unwrap(),
+        CheckValue::from(&Kcv::compute(&mpk_clear, KcvMethod::Cmac))
+    );
+    client.verify_load_tac(&mtk, &[ASN], &record, &tac).unwrap();
+    hsm.kcv(&kek, KcvMethod::Cmac).unwrap();
+    let imported = client.import_key(&block, &kek).unwrap();
+    assert_eq!(
+        hsm.kcv(&imported, KcvMethod::Cmac).unwrap(),
+        Kcv::compute(&mpk_clear, KcvMethod::Cmac)
+    );
 }

@@ -9,6 +9,7 @@ use super::protocol::{
 };
 use crate::attributes::KeyAttributes;
 use crate::blob::KeyBlob;
+use crate::keyblock::KeyBlock;
 use std::net::{TcpStream, ToSocketAddrs};
 use ykt_crypto::{KcvMethod, Load, Purchase, Signature};
 
@@ -122,6 +123,37 @@ impl HostClient {
         }
     }
 
+    /// [`Hsm::export_key`](crate::Hsm::export_key): the block travels as its text.
+    pub fn export_key(&mut self, key: &KeyBlob, kek: &KeyBlob) -> Result<KeyBlock, HostError> {
+        match self.call(Request::ExportKey {
+            key: key.clone(),
+            kek: kek.clone(),
+        })? {
+            Response::KeyBlock(block) => Ok(block),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// [`Hsm::import_key`](crate::Hsm::import_key).
+    pub fn import_key(&mut self, block: &KeyBlock, kek: &KeyBlob) -> Result<KeyBlob, HostError> {
+        match self.call(Request::ImportKey {
+            block: block.clone(),
+            kek: kek.clone(),
+        })? {
+            Response::Blob(blob) => Ok(blob),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// [`Hsm::destroy_key`](crate::Hsm::destroy_key): once it returns, the server's HSM
+    /// refuses the key with [`Status::Destroyed`](super::Status::Destroyed).
+    pub fn destroy_key(&mut self, key: &KeyBlob) -> Result<(), HostError> {
+        match self.call(Request::DestroyKey { key: key.clone() })? {
+            Response::Empty => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// [`Hsm::load_mac2`](crate::Hsm::load_mac2).
     pub fn load_mac2(
         &mut self,
@@ -157,6 +189,26 @@ impl HostClient {
                 purchase: purchase.clone(),
                 tac: tac.to_vec(),
             },
+        })? {
+            Response::Empty => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// [`Hsm::verify_load_tac`](crate::Hsm::verify_load_tac); a TAC that does not verify is
+    /// refused with [`Status::VerificationFailed`](super::Status::VerificationFailed).
+    pub fn verify_load_tac(
+        &mut self,
+        master: &KeyBlob,
+        factors: &[[u8; 8]],
+        load: &Load,
+        tac: &[u8],
+    ) -> Result<(), HostError> {
+        match self.call(Request::VerifyLoadTac {
+            master: master.clone(),
+            factors: factors.to_vec(),
+            load: load.clone(),
+            tac: tac.to_vec(),
         })? {
             Response::Empty => Ok(()),
             _ => Err(unexpected()),

@@ -6,7 +6,9 @@
 //! [`MAX_FRAME`] (1 MiB). Integers are big-endian. `var` is a `u16` length then that many
 //! bytes; `blob` is a `var` holding a [`KeyBlob`](crate::KeyBlob); `factors` is a `u8` count
 //! then 8 bytes per factor; `attrs` is the 5-byte [`KeyAttributes`](crate::KeyAttributes)
-//! encoding; `method` is 01 (encrypt-zeros) or 02 (CMAC).
+//! encoding; `method` is 01 (encrypt-zeros) or 02 (CMAC); `block` is a `var` holding the 144
+//! ASCII characters of a [`KeyBlock`](crate::keyblock::KeyBlock) (text that is not one is
+//! refused with status 20).
 //!
 //! | body     | layout                                                    |
 //! |----------|-----------------------------------------------------------|
@@ -28,17 +30,21 @@
 //! | 11   | GENERATE KEY   | attrs                                                   | blob ‖ 01 method ‖ KCV `var`, or 02 ‖ public key 65 |
 //! | 12   | KCV            | blob ‖ method                                           | method ‖ KCV `var`                     |
 //! | 13   | DERIVE         | blob ‖ factors ‖ attrs                                  | blob ‖ method ‖ KCV `var`              |
+//! | 14   | EXPORT KEY     | blob ‖ KEK blob                                         | block                                  |
+//! | 15   | IMPORT KEY     | block ‖ KEK blob                                        | blob                                   |
+//! | 16   | DESTROY KEY    | blob                                                    | —                                      |
 //! | 20   | LOAD MAC2      | blob ‖ factors ‖ load ‖ MAC1 `var`                      | MAC2 4                                 |
 //! | 21   | VERIFY TAC     | blob ‖ record                                           | — (a bad TAC is status 1E)             |
 //! | 22   | VERIFY TACS    | blob ‖ count `u32` (≤ [`MAX_BATCH`]) ‖ count × record   | count `u32` ‖ count × verdict (00/01)  |
+//! | 23   | VERIFY LOAD TAC| blob ‖ factors ‖ load ‖ TAC `var`                       | — (a bad TAC is status 1E)             |
 //! | 30   | WRITE KEY      | blob ‖ factors ‖ under blob ‖ factors ‖ challenge `var` ‖ P1 ‖ P2 ‖ header `var` | APDU `var`   |
 //! | 31   | EXTERNAL AUTH  | blob ‖ factors ‖ challenge `var`                        | cryptogram `var`                       |
 //! | 40   | SIGN SM2       | blob ‖ ID `var` ‖ message `var`                         | r 32 ‖ s 32                            |
 //! | 41   | SIGN P-256     | blob ‖ message `var`                                    | r 32 ‖ s 32                            |
 //! | 42   | PUBLIC KEY     | blob                                                    | public key 65 (`04 ‖ x ‖ y`)           |
 //!
-//! Status codes ([`Status`]): 00 ok; 10–21 one per [`HsmError`](crate::HsmError) kind (1E: a
-//! MAC1 or TAC that does not verify); 80 malformed frame, 81 unknown command, 82 frame too
+//! Status codes ([`Status`]): 00 ok; 10–25 one per [`HsmError`](crate::HsmError) kind (1E: a
+//! MAC1 or TAC that does not verify; 22: a key destroyed in the HSM); 80 malformed frame, 81 unknown command, 82 frame too
 //! large, 83 unauthenticated, 84 rate limited, 85 unsupported version, 86 batch too large.
 //!
 //! # Connection rules
@@ -55,8 +61,10 @@
 //!   count bounds the requests (84, connection closed); see [`Limits`].
 //! - A refused request changes nothing in the HSM.
 //!
-//! The link itself is not encrypted: blobs, MACs and cryptograms are safe to carry in clear,
-//! clear key components are not, so forming keys from components is not offered here.
+//! The link itself is not encrypted: blobs, key blocks, MACs and cryptograms are safe to carry
+//! in clear, clear key components and Shamir shares are not, so forming keys from components or
+//! shares and custody splits and recoveries are not offered here; export and import carry a
+//! key only inside a key block under a KEK.
 //! Mutual TLS comes with the API work; until then run the server on a trusted segment.
 
 pub mod auth;

@@ -6,6 +6,7 @@ use crate::attributes::KeyAttributes;
 use crate::blob::KeyBlob;
 use crate::engine::KeyCheck;
 use crate::error::HsmError;
+use crate::keyblock::KeyBlock;
 use thiserror::Error;
 use ykt_crypto::{CryptoError, Kcv, KcvMethod, Load, Purchase, Signature};
 
@@ -34,12 +35,20 @@ pub enum Command {
     Kcv = 0x12,
     /// PBOC derivation kept as a blob. Code 13.
     Derive = 0x13,
+    /// Export a key under a KEK as a key block. Code 14.
+    ExportKey = 0x14,
+    /// Import a key block under a KEK. Code 15.
+    ImportKey = 0x15,
+    /// Destroy a key in the HSM. Code 16.
+    DestroyKey = 0x16,
     /// Load: verify MAC1, make MAC2. Code 20.
     LoadMac2 = 0x20,
     /// Verify one purchase TAC. Code 21.
     VerifyTac = 0x21,
     /// Verify a batch of purchase TACs. Code 22.
     VerifyTacs = 0x22,
+    /// Verify one load TAC. Code 23.
+    VerifyLoadTac = 0x23,
     /// WRITE KEY (84 D4) command for a card. Code 30.
     WriteKey = 0x30,
     /// EXTERNAL AUTHENTICATE cryptogram. Code 31.
@@ -53,16 +62,20 @@ pub enum Command {
 }
 
 impl Command {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 18] = [
         Self::Hello,
         Self::Auth,
         Self::Random,
         Self::GenerateKey,
         Self::Kcv,
         Self::Derive,
+        Self::ExportKey,
+        Self::ImportKey,
+        Self::DestroyKey,
         Self::LoadMac2,
         Self::VerifyTac,
         Self::VerifyTacs,
+        Self::VerifyLoadTac,
         Self::WriteKey,
         Self::ExternalAuth,
         Self::SignSm2,
@@ -120,6 +133,14 @@ pub enum Status {
     MalformedKeyBlock = 0x20,
     /// [`HsmError::KeyBlockRejected`]. Code 21.
     KeyBlockRejected = 0x21,
+    /// [`HsmError::Destroyed`]: the key was destroyed in this HSM. Code 22.
+    Destroyed = 0x22,
+    /// [`HsmError::DestroyedLog`]. Code 23.
+    DestroyedLog = 0x23,
+    /// [`HsmError::SharedSecretLength`]. Code 24.
+    SharedSecretLength = 0x24,
+    /// [`HsmError::CustodyParameters`]. Code 25.
+    CustodyParameters = 0x25,
     /// The body does not follow the grammar (short header, field past the end, trailing
     /// bytes, bad fixed-field value). Code 80.
     MalformedFrame = 0x80,
@@ -138,7 +159,7 @@ pub enum Status {
 }
 
 impl Status {
-    const ALL: [Self; 26] = [
+    const ALL: [Self; 30] = [
         Self::Ok,
         Self::InvalidAttributes,
         Self::Forbidden,
@@ -158,6 +179,10 @@ impl Status {
         Self::Share,
         Self::MalformedKeyBlock,
         Self::KeyBlockRejected,
+        Self::Destroyed,
+        Self::DestroyedLog,
+        Self::SharedSecretLength,
+        Self::CustodyParameters,
         Self::MalformedFrame,
         Self::UnknownCommand,
         Self::FrameTooLarge,
@@ -193,6 +218,10 @@ impl Status {
             HsmError::Share(_) => Self::Share,
             HsmError::MalformedKeyBlock(_) => Self::MalformedKeyBlock,
             HsmError::KeyBlockRejected => Self::KeyBlockRejected,
+            HsmError::Destroyed => Self::Destroyed,
+            HsmError::DestroyedLog(_) => Self::DestroyedLog,
+            HsmError::SharedSecretLength { .. } => Self::SharedSecretLength,
+            HsmError::CustodyParameters { .. } => Self::CustodyParameters,
         }
     }
 }
@@ -301,6 +330,25 @@ pub enum Request {
         /// Attributes of the derived key.
         attributes: KeyAttributes,
     },
+    /// [`Hsm::export_key`](crate::Hsm::export_key).
+    ExportKey {
+        /// The key to export.
+        key: KeyBlob,
+        /// The key-encryption key.
+        kek: KeyBlob,
+    },
+    /// [`Hsm::import_key`](crate::Hsm::import_key).
+    ImportKey {
+        /// The key block.
+        block: KeyBlock,
+        /// The key-encryption key.
+        kek: KeyBlob,
+    },
+    /// [`Hsm::destroy_key`](crate::Hsm::destroy_key).
+    DestroyKey {
+        /// The key to destroy.
+        key: KeyBlob,
+    },
     /// [`Hsm::load_mac2`](crate::Hsm::load_mac2).
     LoadMac2 {
         /// The load master.
@@ -325,6 +373,17 @@ pub enum Request {
         master: KeyBlob,
         /// The records.
         records: Vec<TacRecord>,
+    },
+    /// [`Hsm::verify_load_tac`](crate::Hsm::verify_load_tac).
+    VerifyLoadTac {
+        /// The TAC master.
+        master: KeyBlob,
+        /// Diversification factors.
+        factors: Vec<[u8; 8]>,
+        /// The load.
+        load: Load,
+        /// The TAC the card returned.
+        tac: Vec<u8>,
     },
     /// [`Hsm::write_key_command`](crate::Hsm::write_key_command).
     WriteKey {
@@ -423,7 +482,7 @@ pub enum Response {
         /// Server proof.
         proof: [u8; AUTH_LEN],
     },
-    /// No fields (authentication accepted, TAC verified).
+    /// No fields (authentication accepted, TAC verified, key destroyed).
     Empty,
     /// Bytes: random, WRITE KEY command, external-auth cryptogram.
     Bytes(Vec<u8>),
@@ -451,6 +510,10 @@ pub enum Response {
     Signature(Signature),
     /// An uncompressed public key.
     PublicKey([u8; 65]),
+    /// An exported key block.
+    KeyBlock(KeyBlock),
+    /// An imported key's blob.
+    Blob(KeyBlob),
 }
 
 fn malformed(what: &'static str) -> ProtocolError {
@@ -474,6 +537,14 @@ fn read_method(r: &mut Reader<'_>) -> Result<KcvMethod, ProtocolError> {
 
 fn read_blob(r: &mut Reader<'_>) -> Result<Result<KeyBlob, HsmError>, ProtocolError> {
     Ok(KeyBlob::from_bytes(r.var()?.to_vec()))
+}
+
+/// A key block field: a `var` holding the block's text. Text that is not a key block (not
+/// ASCII, wrong length, unknown header code) is an [`HsmError::MalformedKeyBlock`].
+fn read_key_block(r: &mut Reader<'_>) -> Result<Result<KeyBlock, HsmError>, ProtocolError> {
+    Ok(std::str::from_utf8(r.var()?)
+        .map_err(|_| HsmError::MalformedKeyBlock("a key block is ASCII text"))
+        .and_then(KeyBlock::parse))
 }
 
 fn read_factors(r: &mut Reader<'_>) -> Result<Vec<[u8; 8]>, ProtocolError> {
@@ -623,6 +694,26 @@ fn decode_fields(command: Command, r: &mut Reader<'_>) -> Result<Decoded, Protoc
                 (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
             }
         }
+        Command::ExportKey => {
+            let key = read_blob(r)?;
+            let kek = read_blob(r)?;
+            match (key, kek) {
+                (Ok(key), Ok(kek)) => Request::ExportKey { key, kek },
+                (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+            }
+        }
+        Command::ImportKey => {
+            let block = read_key_block(r)?;
+            let kek = read_blob(r)?;
+            match (block, kek) {
+                (Ok(block), Ok(kek)) => Request::ImportKey { block, kek },
+                (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+            }
+        }
+        Command::DestroyKey => match read_blob(r)? {
+            Ok(key) => Request::DestroyKey { key },
+            Err(e) => return Ok(Err(e)),
+        },
         Command::LoadMac2 => {
             let master = read_blob(r)?;
             let factors = read_factors(r)?;
@@ -657,6 +748,21 @@ fn decode_fields(command: Command, r: &mut Reader<'_>) -> Result<Decoded, Protoc
                 .collect::<Result<_, _>>()?;
             match master {
                 Ok(master) => Request::VerifyTacs { master, records },
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Command::VerifyLoadTac => {
+            let master = read_blob(r)?;
+            let factors = read_factors(r)?;
+            let load = read_load(r)?;
+            let tac = r.var()?.to_vec();
+            match master {
+                Ok(master) => Request::VerifyLoadTac {
+                    master,
+                    factors,
+                    load,
+                    tac,
+                },
                 Err(e) => return Ok(Err(e)),
             }
         }
@@ -730,9 +836,13 @@ impl Request {
             Self::GenerateKey { .. } => Command::GenerateKey,
             Self::Kcv { .. } => Command::Kcv,
             Self::Derive { .. } => Command::Derive,
+            Self::ExportKey { .. } => Command::ExportKey,
+            Self::ImportKey { .. } => Command::ImportKey,
+            Self::DestroyKey { .. } => Command::DestroyKey,
             Self::LoadMac2 { .. } => Command::LoadMac2,
             Self::VerifyTac { .. } => Command::VerifyTac,
             Self::VerifyTacs { .. } => Command::VerifyTacs,
+            Self::VerifyLoadTac { .. } => Command::VerifyLoadTac,
             Self::WriteKey { .. } => Command::WriteKey,
             Self::ExternalAuth { .. } => Command::ExternalAuth,
             Self::SignSm2 { .. } => Command::SignSm2,
@@ -770,6 +880,15 @@ impl Request {
                 write_factors(&mut w, factors)?;
                 w.fixed(&attributes.to_bytes());
             }
+            Self::ExportKey { key, kek } => {
+                w.var(key.as_bytes())?.var(kek.as_bytes())?;
+            }
+            Self::ImportKey { block, kek } => {
+                w.var(block.as_str().as_bytes())?.var(kek.as_bytes())?;
+            }
+            Self::DestroyKey { key } => {
+                w.var(key.as_bytes())?;
+            }
             Self::LoadMac2 {
                 master,
                 factors,
@@ -797,6 +916,17 @@ impl Request {
                 for record in records {
                     write_record(&mut w, record)?;
                 }
+            }
+            Self::VerifyLoadTac {
+                master,
+                factors,
+                load,
+                tac,
+            } => {
+                w.var(master.as_bytes())?;
+                write_factors(&mut w, factors)?;
+                write_load(&mut w, load);
+                w.var(tac)?;
             }
             Self::WriteKey {
                 key,
@@ -902,6 +1032,12 @@ pub fn encode_response(id: u32, response: &Response) -> Result<Vec<u8>, Protocol
         Response::PublicKey(key) => {
             w.fixed(key);
         }
+        Response::KeyBlock(block) => {
+            w.var(block.as_str().as_bytes())?;
+        }
+        Response::Blob(blob) => {
+            w.var(blob.as_bytes())?;
+        }
     }
     Ok(w.bytes)
 }
@@ -947,7 +1083,9 @@ pub fn decode_response(command: Command, body: &[u8]) -> Result<DecodedResponse,
             challenge: r.array()?,
             proof: r.array()?,
         },
-        Command::Auth | Command::VerifyTac => Response::Empty,
+        Command::Auth | Command::VerifyTac | Command::VerifyLoadTac | Command::DestroyKey => {
+            Response::Empty
+        }
         Command::Random | Command::WriteKey | Command::ExternalAuth => {
             Response::Bytes(r.var()?.to_vec())
         }
@@ -985,6 +1123,10 @@ pub fn decode_response(command: Command, body: &[u8]) -> Result<DecodedResponse,
             Response::Signature(Signature::new(r.array()?, r.array()?))
         }
         Command::PublicKey => Response::PublicKey(r.array()?),
+        Command::ExportKey => Response::KeyBlock(
+            read_key_block(&mut r)?.map_err(|_| malformed("invalid key block in response"))?,
+        ),
+        Command::ImportKey => Response::Blob(read_response_blob(&mut r)?),
     };
     r.finish()?;
     Ok(DecodedResponse {
@@ -1043,6 +1185,147 @@ mod tests {
             let error = decode_request(&body[..cut]).unwrap_err();
             assert_eq!(error.error.status(), Status::MalformedFrame);
         }
+    }
+
+    #[test]
+    fn key_management_requests_round_trip_and_refuse_bad_fields() {
+        let hsm = crate::Hsm::new(crate::Lmk::generate().unwrap());
+        let kek = hsm
+            .generate_key(
+                KeyAttributes::new(
+                    KeyUsage::KeyEncryption,
+                    KeyAlgorithm::Aes256,
+                    Modes::ENCRYPT,
+                    Exportability::None,
+                    1,
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .blob;
+        let key = hsm
+            .generate_key(
+                KeyAttributes::new(
+                    KeyUsage::Purchase,
+                    KeyAlgorithm::Sm4,
+                    Modes::DERIVE,
+                    Exportability::UnderKek,
+                    1,
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .blob;
+        let block = hsm.export_key(&key, &kek).unwrap();
+        let load = Load {
+            card_random: [1, 2, 3, 4],
+            online_seq: 5,
+            old_balance: 6,
+            amount: 7,
+            transaction_type: 2,
+            terminal_id: [8; 6],
+            date: [9; 4],
+            time: [10; 3],
+        };
+        let requests = [
+            Request::ExportKey {
+                key: key.clone(),
+                kek: kek.clone(),
+            },
+            Request::ImportKey {
+                block: block.clone(),
+                kek: kek.clone(),
+            },
+            Request::DestroyKey { key: key.clone() },
+            Request::VerifyLoadTac {
+                master: key.clone(),
+                factors: vec![[1; 8], [2; 8]],
+                load,
+                tac: vec![0xAB; 4],
+            },
+        ];
+        for request in requests {
+            let body = request.encode(3).unwrap();
+            let (id, decoded) = decode_request(&body).unwrap();
+            assert_eq!((id, decoded.unwrap()), (3, request));
+            for cut in 6..body.len() {
+                let error = decode_request(&body[..cut]).unwrap_err();
+                assert_eq!(error.error.status(), Status::MalformedFrame);
+                assert_eq!(error.id, 3);
+            }
+            let mut trailing = body.clone();
+            trailing.push(0);
+            assert_eq!(
+                decode_request(&trailing).unwrap_err().error.status(),
+                Status::MalformedFrame
+            );
+        }
+        // A key block field holding text that is no key block, or bytes that are no text:
+        // the grammar holds, the field is refused with the key block's own status.
+        for text in [
+            &b"D0144"[..],
+            &[0xFF; 144][..],
+            &block.as_str().as_bytes()[1..],
+        ] {
+            let mut w = Writer::default();
+            w.u8(VERSION).u8(Command::ImportKey as u8).u32(4);
+            w.var(text).unwrap().var(kek.as_bytes()).unwrap();
+            let (id, decoded) = decode_request(&w.bytes).unwrap();
+            assert_eq!(id, 4);
+            let error = decoded.unwrap_err();
+            assert!(matches!(error, HsmError::MalformedKeyBlock(_)), "{error:?}");
+            assert_eq!(Status::of_hsm_error(&error), Status::MalformedKeyBlock);
+        }
+        // Responses: a block and a blob round trip; a response block that is no block is a
+        // protocol failure.
+        for (command, response) in [
+            (Command::ExportKey, Response::KeyBlock(block.clone())),
+            (Command::ImportKey, Response::Blob(key.clone())),
+            (Command::DestroyKey, Response::Empty),
+            (Command::VerifyLoadTac, Response::Empty),
+        ] {
+            let body = encode_response(9, &response).unwrap();
+            assert_eq!(
+                decode_response(command, &body).unwrap(),
+                DecodedResponse {
+                    id: 9,
+                    result: Ok(response)
+                }
+            );
+        }
+        let mut w = Writer::default();
+        w.u8(VERSION).u8(Status::Ok as u8).u32(9);
+        w.var(b"not a key block").unwrap();
+        assert!(decode_response(Command::ExportKey, &w.bytes).is_err());
+    }
+
+    #[test]
+    fn new_error_variants_have_their_own_status() {
+        for (error, status) in [
+            (HsmError::Destroyed, Status::Destroyed),
+            (
+                HsmError::DestroyedLog(std::io::ErrorKind::InvalidData.into()),
+                Status::DestroyedLog,
+            ),
+            (
+                HsmError::SharedSecretLength {
+                    expected: 16,
+                    actual: 32,
+                },
+                Status::SharedSecretLength,
+            ),
+            (
+                HsmError::CustodyParameters {
+                    threshold: 1,
+                    count: 3,
+                },
+                Status::CustodyParameters,
+            ),
+        ] {
+            assert_eq!(Status::of_hsm_error(&error), status);
+            assert_eq!(Status::from_code(status as u8), Some(status));
+        }
+        assert_eq!(Status::Destroyed as u8, 0x22);
     }
 
     #[test]

@@ -408,6 +408,12 @@ fn execute(hsm: &Hsm, request: Request) -> Result<Response, HsmError> {
                 kcv: (&kcv).into(),
             }
         }
+        Request::ExportKey { key, kek } => Response::KeyBlock(hsm.export_key(&key, &kek)?),
+        Request::ImportKey { block, kek } => Response::Blob(hsm.import_key(&block, &kek)?),
+        Request::DestroyKey { key } => {
+            hsm.destroy_key(&key)?;
+            Response::Empty
+        }
         Request::LoadMac2 {
             master,
             factors,
@@ -420,6 +426,15 @@ fn execute(hsm: &Hsm, request: Request) -> Result<Response, HsmError> {
         }
         Request::VerifyTacs { master, records } => {
             Response::Verdicts(hsm.verify_purchase_tacs(&master, &tac_checks(&records))?)
+        }
+        Request::VerifyLoadTac {
+            master,
+            factors,
+            load,
+            tac,
+        } => {
+            hsm.verify_load_tac(&master, &factors, &load, &tac)?;
+            Response::Empty
         }
         Request::WriteKey {
             key,

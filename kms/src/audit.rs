@@ -1,0 +1,404 @@
+//! The audit chain: every state change of the KMS appends one record in the same database
+//! transaction as the change, so a change without its record (or the reverse) cannot be
+//! committed.
+//!
+//! Record `n` carries `hash_n = SM3(hash_{n-1} || encode(record_n))` with `hash_0` all zeros
+//! ([`record_hash`] gives the encoding). The `audit_head` row holds the last sequence number
+//! and hash; it is updated by every append, so its row lock orders concurrent appends and a
+//! cut-off tail no longer matches it. Checkpoints sign the head with the KMS signing key (SM2,
+//! signer ID `ykt-kms`, [`checkpoint_message`]): whoever can write the database can recompute
+//! hashes, but cannot sign, so a rewritten stretch before a checkpoint is caught. Verification
+//! takes the signing public keys from the HSM (which opens the stored wrapped keys), not from
+//! the store alone.
+
+use crate::error::{KmsError, Result};
+use crate::kms::{KMS_SIGNER_ID, Kms};
+use crate::store::{Store, now_ms};
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+/// One act to record.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    /// The officers or services who acted, sorted.
+    pub actors: Vec<String>,
+    /// What was done (`ceremony.generate`, `key.suspend`, ...).
+    pub act: String,
+    /// What it was done to (`key:purchase-sm4`, `officer:alice`, ...).
+    pub object: String,
+    /// `ok`, or `refused: <why>`.
+    pub result: String,
+    /// Facts of the act (check values, versions, reasons): never key material.
+    pub detail: serde_json::Value,
+}
+
+/// A stored record, as exported.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// When (Unix ms).
+    pub at: i64,
+    /// Actors, comma-separated.
+    pub actors: String,
+    /// Act.
+    pub act: String,
+    /// Object.
+    pub object: String,
+    /// Result.
+    pub result: String,
+    /// Detail (JSON text).
+    pub detail: String,
+    /// Hash of the previous record (hex).
+    pub prev_hash: String,
+    /// This record's hash (hex).
+    pub hash: String,
+}
+
+/// Where verification first failed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditFault {
+    /// The first record that cannot be trusted.
+    pub seq: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The outcome of verifying the chain.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Records read.
+    pub records: u64,
+    /// Checkpoints whose signature and hash were verified.
+    pub checkpoints: u64,
+    /// Sequence number of the last verified checkpoint (0: none).
+    pub last_checkpoint: u64,
+    /// The first fault, if any.
+    pub fault: Option<AuditFault>,
+}
+
+impl AuditReport {
+    /// True when the whole chain verified.
+    pub fn is_intact(&self) -> bool {
+        self.fault.is_none()
+    }
+}
+
+const RECORD_DOMAIN: &[u8] = b"ykt-audit-v1";
+const CHECKPOINT_DOMAIN: &[u8] = b"ykt-audit-checkpoint-v1";
+
+fn put_var(out: &mut Vec<u8>, field: &[u8]) {
+    out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+    out.extend_from_slice(field);
+}
+
+/// `SM3(prev || "ykt-audit-v1" || seq u64 || at i64 || var(actors) || var(act) || var(object)
+/// || var(result) || var(detail))`, `var` a `u32` big-endian length then the UTF-8 bytes.
+pub fn record_hash(prev: &[u8], entry: &AuditEntry) -> [u8; 32] {
+    let mut data = Vec::with_capacity(128 + entry.detail.len());
+    data.extend_from_slice(prev);
+    data.extend_from_slice(RECORD_DOMAIN);
+    data.extend_from_slice(&entry.seq.to_be_bytes());
+    data.extend_from_slice(&entry.at.to_be_bytes());
+    for field in [
+        &entry.actors,
+        &entry.act,
+        &entry.object,
+        &entry.result,
+        &entry.detail,
+    ] {
+        put_var(&mut data, field.as_bytes());
+    }
+    ykt_crypto::sm2::sm3(&data)
+}
+
+/// The bytes a checkpoint signs: `"ykt-audit-checkpoint-v1" || seq u64 || hash 32 ||
+/// var(signing key ID) || key version u64`.
+pub fn checkpoint_message(seq: u64, hash: &[u8], key_id: &str, key_version: i64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(96);
+    message.extend_from_slice(CHECKPOINT_DOMAIN);
+    message.extend_from_slice(&seq.to_be_bytes());
+    message.extend_from_slice(hash);
+    put_var(&mut message, key_id.as_bytes());
+    message.extend_from_slice(&key_version.to_be_bytes());
+    message
+}
+
+fn seq_of(value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| KmsError::Corrupt("negative audit sequence number"))
+}
+
+/// Appends `record` inside `tx` and moves the head; returns its sequence number.
+pub(crate) async fn append(
+    tx: &mut Transaction<'static, Any>,
+    record: &AuditRecord,
+) -> Result<u64> {
+    // The UPDATE takes the head's row lock first (PostgreSQL), so appends are ordered.
+    let touched = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let (prev_seq, prev_hash) = if touched == 0 {
+        (0, vec![0u8; 32])
+    } else {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
+        (seq_of(head.try_get("seq")?)?, head.try_get("hash")?)
+    };
+    let mut actors = record.actors.clone();
+    actors.sort();
+    actors.dedup();
+    let entry = AuditEntry {
+        seq: prev_seq + 1,
+        at: now_ms(),
+        actors: actors.join(","),
+        act: record.act.clone(),
+        object: record.object.clone(),
+        result: record.result.clone(),
+        detail: record.detail.to_string(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    let hash = record_hash(&prev_hash, &entry);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actors, act, object, result, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(entry.seq as i64)
+    .bind(entry.at)
+    .bind(&entry.actors)
+    .bind(&entry.act)
+    .bind(&entry.object)
+    .bind(&entry.result)
+    .bind(&entry.detail)
+    .bind(prev_hash)
+    .bind(hash.to_vec())
+    .execute(&mut **tx)
+    .await?;
+    let query = if touched == 0 {
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)"
+    } else {
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
+    };
+    sqlx::query(query)
+        .bind(entry.seq as i64)
+        .bind(hash.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(entry.seq)
+}
+
+/// Signs a checkpoint at the head with `sign` (which returns an SM2 `r || s`), unless the
+/// last checkpoint is already there; returns the sequence number signed.
+pub(crate) async fn checkpoint(
+    store: &Store,
+    sign: &dyn Fn(&[u8]) -> Result<Vec<u8>>,
+    key_id: &str,
+    key_version: i64,
+) -> Result<Option<u64>> {
+    let mut tx = store.begin().await?;
+    let Some(head) = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let seq: i64 = head.try_get("seq")?;
+    let hash: Vec<u8> = head.try_get("hash")?;
+    let last = sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<Option<i64>, _>("seq")?;
+    if last == Some(seq) {
+        return Ok(None);
+    }
+    let signature = sign(&checkpoint_message(
+        seq_of(seq)?,
+        &hash,
+        key_id,
+        key_version,
+    ))?;
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (seq, hash, key_id, key_version, signature, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(seq)
+    .bind(hash)
+    .bind(key_id)
+    .bind(key_version)
+    .bind(signature)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(seq_of(seq)?))
+}
+
+fn entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry> {
+    let prev: Vec<u8> = row.try_get("prev_hash")?;
+    let hash: Vec<u8> = row.try_get("hash")?;
+    Ok(AuditEntry {
+        seq: seq_of(row.try_get("seq")?)?,
+        at: row.try_get("at")?,
+        actors: row.try_get("actors")?,
+        act: row.try_get("act")?,
+        object: row.try_get("object")?,
+        result: row.try_get("result")?,
+        detail: row.try_get("detail")?,
+        prev_hash: hex::encode_upper(prev),
+        hash: hex::encode_upper(hash),
+    })
+}
+
+impl Kms {
+    /// The records at or after `since` (Unix ms), oldest first.
+    pub async fn audit_entries(&self, since: i64) -> Result<Vec<AuditEntry>> {
+        sqlx::query(
+            "SELECT seq, at, actors, act, object, result, detail, prev_hash, hash \
+             FROM audit_log WHERE at >= $1 ORDER BY seq",
+        )
+        .bind(since)
+        .fetch_all(self.store().pool())
+        .await?
+        .iter()
+        .map(entry_of)
+        .collect()
+    }
+
+    /// Signs a checkpoint now (if the head moved since the last one).
+    pub async fn audit_checkpoint(&self) -> Result<Option<u64>> {
+        self.checkpoint().await
+    }
+
+    /// Verifies the whole chain: sequence without gaps, each record linked to and hashed over
+    /// its predecessor, the head matching the last record, and every checkpoint signed by the
+    /// KMS signing key over the hash the chain has at its sequence number. Reports the first
+    /// record that cannot be trusted.
+    pub async fn verify_audit(&self) -> Result<AuditReport> {
+        let entries = self.audit_entries(i64::MIN).await?;
+        let mut report = AuditReport {
+            records: entries.len() as u64,
+            checkpoints: 0,
+            last_checkpoint: 0,
+            fault: None,
+        };
+        let fault = |seq: u64, reason: String| Some(AuditFault { seq, reason });
+        let mut hashes = Vec::with_capacity(entries.len());
+        let mut prev = [0u8; 32];
+        for (index, entry) in entries.iter().enumerate() {
+            let expected = index as u64 + 1;
+            let stored_prev = hex::decode(&entry.prev_hash).unwrap_or_default();
+            let computed = record_hash(&prev, entry);
+            let reason = if entry.seq != expected {
+                Some(format!(
+                    "record {expected} is missing (the next record is {})",
+                    entry.seq
+                ))
+            } else if stored_prev != prev {
+                Some("does not link to the previous record".to_owned())
+            } else if hex::encode_upper(computed) != entry.hash {
+                Some("content does not match its hash".to_owned())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                report.fault = fault(expected, reason);
+                return Ok(report);
+            }
+            hashes.push(computed);
+            prev = computed;
+        }
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(self.store().pool())
+            .await?;
+        let head = match head {
+            Some(row) => Some((
+                seq_of(row.try_get("seq")?)?,
+                row.try_get::<Vec<u8>, _>("hash")?,
+            )),
+            None => None,
+        };
+        let last = entries.len() as u64;
+        let head_ok = match &head {
+            None => last == 0,
+            Some((seq, hash)) => *seq == last && last > 0 && hash[..] == hashes[hashes.len() - 1],
+        };
+        if !head_ok {
+            let seq = head.as_ref().map_or(last + 1, |(s, _)| (*s).min(last + 1));
+            report.fault = fault(
+                seq.max(1),
+                format!(
+                    "the chain ends at {last} but its head says {}: records were cut off or \
+                     the head was altered",
+                    head.map_or(0, |(s, _)| s)
+                ),
+            );
+            return Ok(report);
+        }
+        let checkpoints = sqlx::query(
+            "SELECT seq, hash, key_id, key_version, signature FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(self.store().pool())
+        .await?;
+        for row in &checkpoints {
+            let seq = seq_of(row.try_get("seq")?)?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            let key_id: String = row.try_get("key_id")?;
+            let key_version: i64 = row.try_get("key_version")?;
+            let signature: Vec<u8> = row.try_get("signature")?;
+            let after_last = report.last_checkpoint + 1;
+            let chain_hash = usize::try_from(seq)
+                .ok()
+                .and_then(|s| s.checked_sub(1))
+                .and_then(|i| hashes.get(i));
+            let reason = match chain_hash {
+                None => Some(format!("checkpoint {seq} is beyond the end of the chain")),
+                Some(h) if h[..] != hash[..] => Some(format!(
+                    "records up to {seq} were rewritten: the chain no longer has the hash \
+                     checkpoint {seq} signed"
+                )),
+                Some(_) => {
+                    let message = checkpoint_message(seq, &hash, &key_id, key_version);
+                    match self
+                        .verify_kms_signature(&key_id, key_version, &message, &signature)
+                        .await
+                    {
+                        Ok(()) => None,
+                        Err(e) => Some(format!("checkpoint {seq}: signature refused ({e})")),
+                    }
+                }
+            };
+            if let Some(reason) = reason {
+                report.fault = fault(after_last, reason);
+                return Ok(report);
+            }
+            report.checkpoints += 1;
+            report.last_checkpoint = seq;
+        }
+        Ok(report)
+    }
+
+    /// Verifies an SM2 signature by version `version` of the KMS signing key `key_id`; the
+    /// public key comes from the HSM, which opens the stored wrapped key.
+    pub(crate) async fn verify_kms_signature(
+        &self,
+        key_id: &str,
+        version: i64,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
+        let version = u8::try_from(version).map_err(|_| KmsError::Corrupt("key version"))?;
+        let (_, key) = self
+            .wrapped(key_id, Some(version), crate::model::Purpose::Verify)
+            .await?;
+        let public = self.hsm().public_key(&key)?;
+        let public = ykt_crypto::sm2::Sm2PublicKey::from_sec1(&public)?;
+        public.verify(
+            KMS_SIGNER_ID,
+            message,
+            &ykt_crypto::Signature::from_raw(signature)?,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! The KMS itself: a store, an HSM, and the bureau's initialisation.
+
+use crate::audit::{self, AuditRecord};
+use crate::error::{KmsError, Result};
+use crate::keys::NewKey;
+use crate::model::{KMS_SIGNING_TEMPLATE, KeyState, Scope};
+use crate::officers::{NewOfficer, check_name, hash_password, insert_officer};
+use crate::provider::{Hsm, KeyCheck, SignInput};
+use crate::store::{Store, now_ms};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use ykt_hsm_sim::KeyAlgorithm;
+
+/// The signer ID of the KMS signing key in SM2 signatures (ZA).
+pub const KMS_SIGNER_ID: &[u8] = b"ykt-kms";
+
+/// The KMS: every act goes through here, so quorum, lifecycle and audit rules hold whatever
+/// the front end.
+pub struct Kms {
+    store: Store,
+    hsm: Arc<dyn Hsm>,
+}
+
+impl std::fmt::Debug for Kms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kms")
+            .field("hsm", &self.hsm.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the bureau decides at initialisation.
+#[derive(Debug, Clone)]
+pub struct InitRequest {
+    /// The bureau's 6-digit administrative division code.
+    pub bureau_code: String,
+    /// The bureau's name.
+    pub bureau_name: String,
+    /// How many officers every dual-control act needs (at least 2).
+    pub quorum: u8,
+    /// The first officers (at least `quorum`).
+    pub officers: Vec<NewOfficer>,
+    /// The LMK check value reported by the HSM, recorded for later comparison.
+    pub lmk_kcv: Option<String>,
+}
+
+/// The facts fixed at initialisation.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmsInfo {
+    /// Bureau code.
+    pub bureau_code: String,
+    /// Bureau name.
+    pub bureau_name: String,
+    /// Officers needed for dual-control acts.
+    pub quorum: u8,
+    /// The HSM kind at initialisation.
+    pub hsm: String,
+    /// LMK check value at initialisation, if the HSM has one.
+    pub lmk_kcv: Option<String>,
+    /// When initialised (Unix ms).
+    pub initialised_at: i64,
+    /// The KMS signing key's public key (SM2, uncompressed hex).
+    pub signing_public_key: String,
+}
+
+impl Kms {
+    /// A KMS over an opened store and HSM.
+    pub fn new(store: Store, hsm: Arc<dyn Hsm>) -> Self {
+        Self { store, hsm }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The HSM.
+    pub fn hsm(&self) -> &dyn Hsm {
+        self.hsm.as_ref()
+    }
+
+    /// Initialises an empty store: the bureau's facts, the first officers and the KMS signing
+    /// key (SM2), all audited, then the first signed checkpoint. Refuses a store that is
+    /// already initialised.
+    pub async fn initialize(&self, request: &InitRequest) -> Result<KmsInfo> {
+        crate::model::RegionCode::new(&request.bureau_code).map_err(|_| {
+            KmsError::InvalidInput {
+                field: "bureau code",
+                reason: "must be 6 decimal digits".into(),
+            }
+        })?;
+        if request.quorum < 2 {
+            return Err(KmsError::InvalidInput {
+                field: "quorum",
+                reason: "dual control needs at least 2 officers".into(),
+            });
+        }
+        if request.officers.len() < usize::from(request.quorum) {
+            return Err(KmsError::InvalidInput {
+                field: "officers",
+                reason: format!("at least {} officers are needed", request.quorum),
+            });
+        }
+        let distinct: BTreeSet<_> = request
+            .officers
+            .iter()
+            .map(|o| o.credential.name.as_str())
+            .collect();
+        if distinct.len() != request.officers.len() {
+            return Err(KmsError::InvalidInput {
+                field: "officers",
+                reason: "an officer is listed twice".into(),
+            });
+        }
+        let mut hashes = Vec::with_capacity(request.officers.len());
+        for officer in &request.officers {
+            check_name(&officer.credential.name)?;
+            hashes.push(hash_password(&officer.credential.password)?);
+        }
+        let attributes = KMS_SIGNING_TEMPLATE.attributes(KeyAlgorithm::Sm2, 1)?;
+        let generated = self.hsm.generate_key(attributes)?;
+        let KeyCheck::PublicKey(_) = generated.check else {
+            return Err(KmsError::Corrupt("the HSM gave no public key for SM2"));
+        };
+        let actors: Vec<String> = distinct.iter().map(|s| (*s).to_owned()).collect();
+        let now = now_ms();
+
+        let mut tx = self.store.begin().await?;
+        let initialised = sqlx::query("SELECT value FROM kms_meta WHERE name = 'initialised_at'")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if initialised.is_some() {
+            return Err(KmsError::AlreadyExists {
+                kind: "KMS",
+                id: "this store".into(),
+            });
+        }
+        let meta = [
+            ("bureau_code", request.bureau_code.clone()),
+            ("bureau_name", request.bureau_name.clone()),
+            ("quorum", request.quorum.to_string()),
+            ("hsm", self.hsm.kind().name().to_owned()),
+            ("lmk_kcv", request.lmk_kcv.clone().unwrap_or_default()),
+            ("initialised_at", now.to_string()),
+        ];
+        for (name, value) in &meta {
+            sqlx::query("INSERT INTO kms_meta (name, value) VALUES ($1, $2)")
+                .bind(*name)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::append(
+            &mut tx,
+            &AuditRecord {
+                actors: actors.clone(),
+                act: "kms.init".into(),
+                object: format!("bureau:{}", request.bureau_code),
+                result: "ok".into(),
+                detail: json!({
+                    "bureau_name": request.bureau_name,
+                    "quorum": request.quorum,
+                    "hsm": self.hsm.kind().name(),
+                    "lmk_kcv": request.lmk_kcv,
+                }),
+            },
+        )
+        .await?;
+        for (officer, hash) in request.officers.iter().zip(&hashes) {
+            insert_officer(&mut tx, officer, hash).await?;
+            audit::append(
+                &mut tx,
+                &AuditRecord {
+                    actors: actors.clone(),
+                    act: "officer.add".into(),
+                    object: format!("officer:{}", officer.credential.name),
+                    result: "ok".into(),
+                    detail: json!({ "display_name": officer.display_name }),
+                },
+            )
+            .await?;
+        }
+        crate::keys::insert_key(
+            &mut tx,
+            &NewKey {
+                template: KMS_SIGNING_TEMPLATE,
+                algorithm: KeyAlgorithm::Sm2,
+                scope: Scope::Bureau,
+                state: KeyState::Active,
+                provider: self.hsm.kind().name(),
+                key: &generated.key,
+                check: &generated.check,
+                custody: None,
+            },
+            &actors,
+            "KMS initialisation",
+        )
+        .await?;
+        tx.commit().await?;
+        self.checkpoint().await?;
+        self.info().await
+    }
+
+    /// The facts fixed at initialisation; [`KmsError::NotFound`] before.
+    pub async fn info(&self) -> Result<KmsInfo> {
+        let rows = sqlx::query("SELECT name, value FROM kms_meta")
+            .fetch_all(self.store.pool())
+            .await?;
+        let get = |name: &str| -> Option<String> {
+            rows.iter()
+                .find(|r| r.try_get::<String, _>("name").ok().as_deref() == Some(name))
+                .and_then(|r| r.try_get("value").ok())
+        };
+        let missing = || KmsError::NotFound {
+            kind: "KMS",
+            id: "initialisation (run `ykt kms init`)".into(),
+        };
+        let signing = crate::keys::current_check(self, &self.signing_key_id()).await?;
+        Ok(KmsInfo {
+            bureau_code: get("bureau_code").ok_or_else(missing)?,
+            bureau_name: get("bureau_name").ok_or_else(missing)?,
+            quorum: get("quorum")
+                .and_then(|q| q.parse().ok())
+                .ok_or_else(missing)?,
+            hsm: get("hsm").ok_or_else(missing)?,
+            lmk_kcv: get("lmk_kcv").filter(|k| !k.is_empty()),
+            initialised_at: get("initialised_at")
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(missing)?,
+            signing_public_key: signing,
+        })
+    }
+
+    /// Officers needed for dual-control acts.
+    pub async fn quorum(&self) -> Result<usize> {
+        let row = sqlx::query("SELECT value FROM kms_meta WHERE name = 'quorum'")
+            .fetch_optional(self.store.pool())
+            .await?
+            .ok_or(KmsError::NotFound {
+                kind: "KMS",
+                id: "initialisation (run `ykt kms init`)".into(),
+            })?;
+        let value: String = row.try_get("value")?;
+        value
+            .parse()
+            .map_err(|_| KmsError::Corrupt("quorum is not a number"))
+    }
+
+    /// The ID of the KMS signing key.
+    pub fn signing_key_id(&self) -> String {
+        KMS_SIGNING_TEMPLATE.key_id(KeyAlgorithm::Sm2, &Scope::Bureau)
+    }
+
+    /// Signs `message` with the current version of the KMS signing key (SM2, signer ID
+    /// [`KMS_SIGNER_ID`]); returns the version used and the signature (`r || s`).
+    pub async fn sign_as_kms(&self, message: &[u8]) -> Result<(u8, Vec<u8>)> {
+        let (version, key) = self
+            .wrapped(&self.signing_key_id(), None, crate::model::Purpose::Sign)
+            .await?;
+        let signature = self.hsm.sign(
+            &key,
+            SignInput::Sm2 {
+                id: KMS_SIGNER_ID,
+                message,
+            },
+        )?;
+        Ok((version, signature.to_raw().to_vec()))
+    }
+
+    /// Signs an audit checkpoint at the current head, if the head moved since the last one.
+    pub async fn checkpoint(&self) -> Result<Option<u64>> {
+        let (version, key) = self
+            .wrapped(&self.signing_key_id(), None, crate::model::Purpose::Sign)
+            .await?;
+        let hsm = self.hsm.clone();
+        let signer = move |message: &[u8]| -> Result<Vec<u8>> {
+            let signature = hsm.sign(
+                &key,
+                SignInput::Sm2 {
+                    id: KMS_SIGNER_ID,
+                    message,
+                },
+            )?;
+            Ok(signature.to_raw().to_vec())
+        };
+        audit::checkpoint(
+            &self.store,
+            &signer,
+            &self.signing_key_id(),
+            i64::from(version),
+        )
+        .await
+    }
+}
