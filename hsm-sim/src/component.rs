@@ -69,7 +69,10 @@ pub struct FormedKcvs {
 }
 
 /// XORs 2 or 3 components of `algorithm`, checking each one's length and expected check value.
-pub(crate) fn combine(
+///
+/// The clear result is for a key store's own import path (a PKCS#11 token's object creation);
+/// the simulator seals it at once.
+pub fn combine(
     algorithm: SymmetricAlgorithm,
     components: &[KeyComponent],
 ) -> Result<(SymmetricKey, FormedKcvs)> {

@@ -568,10 +568,11 @@ impl KeyBlock {
     /// Verifies the custody block under the custody KEK `kek` and returns the attributes of its
     /// header and the secret (key or private scalar). Any tampering or a wrong KEK is
     /// [`HsmError::KeyBlockRejected`]; an export block is refused.
-    pub(crate) fn open_custody(
-        &self,
-        kek: &SymmetricKey,
-    ) -> Result<(KeyAttributes, Zeroizing<Vec<u8>>)> {
+    ///
+    /// Besides [`crate::Hsm::custody_recover`], this is the disaster-recovery path for the
+    /// holders of a quorum of shares when no HSM of this kind is left: whoever recombines the
+    /// custody KEK from the shares holds the key in any case.
+    pub fn open_custody(&self, kek: &SymmetricKey) -> Result<(KeyAttributes, Zeroizing<Vec<u8>>)> {
         self.open_as(BlockKind::Custody, kek)
     }
 

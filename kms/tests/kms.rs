@@ -160,6 +160,7 @@ async fn ceremony_from_components_to_school_package(f: Fixture) {
     for (officer, part) in report.component_kcvs.iter().zip(&parts) {
         assert_eq!(officer.0, part.officer);
     }
+    let mut generated = Vec::new();
     for template in &MASTER_TEMPLATES[1..] {
         let report = f
             .kms
@@ -176,6 +177,31 @@ async fn ceremony_from_components_to_school_package(f: Fixture) {
         let holders: std::collections::BTreeSet<_> =
             report.shares.iter().map(|s| s.officer.clone()).collect();
         assert_eq!(holders.len(), 5, "one share per officer");
+        generated.push(report);
+    }
+    // Each generated key, opened from its stored custody block with three officers' shares
+    // outside the HSM: its check value is the one the ceremony reported.
+    let mut generated_keys = Vec::new();
+    for report in &generated {
+        let block: String = sqlx::query("SELECT custody_block FROM key_versions WHERE key_id = $1")
+            .bind(&report.key_id)
+            .fetch_one(f.kms.store().pool())
+            .await
+            .unwrap()
+            .try_get("custody_block")
+            .unwrap();
+        let shares: Vec<_> = report.shares[1..4]
+            .iter()
+            .map(|s| ykt_hsm_sim::shamir::Share::parse(&s.text).unwrap())
+            .collect();
+        let kek = ykt_hsm_sim::shamir::combine(&shares).unwrap();
+        let kek = SymmetricKey::new(SymmetricAlgorithm::Aes256, &kek).unwrap();
+        assert_eq!(Kcv::of(&kek).to_string(), report.shares[0].kek_kcv);
+        let block = ykt_hsm_sim::keyblock::KeyBlock::parse(&block).unwrap();
+        let (_, secret) = block.open_custody(&kek).unwrap();
+        let key = SymmetricKey::new(SymmetricAlgorithm::TripleDes, &secret).unwrap();
+        assert_eq!(Kcv::of(&key).to_string(), report.check);
+        generated_keys.push(secret.to_vec());
     }
     school_tree(&f).await;
     let school_scope = Scope::School(SchoolCode::new(SCHOOL).unwrap());
@@ -246,7 +272,8 @@ async fn ceremony_from_components_to_school_package(f: Fixture) {
     }
     assert_eq!(acts.last().unwrap(), "ceremony.export-school");
 
-    // No clear key, component or school key anywhere in the data directory.
+    // No clear key (imported, generated, derived), component or custody KEK anywhere in the
+    // data directory: database, write-ahead log, HSM state.
     if f.db == Db::Sqlite {
         f.kms.store().checkpoint_wal().await.unwrap();
         let mut secrets = vec![
@@ -254,6 +281,7 @@ async fn ceremony_from_components_to_school_package(f: Fixture) {
             school_key.expose_secret().to_vec(),
         ];
         secrets.extend([component(1), component(2), component(3)].map(|c| c.to_vec()));
+        secrets.extend(generated_keys);
         let needles = needles(&secrets);
         for file in files_under(f.dir.path()) {
             let bytes = std::fs::read(&file).unwrap();
