@@ -186,6 +186,16 @@ pub(crate) async fn append(
         .bind(hash.to_vec())
         .execute(&mut **tx)
         .await?;
+    // The log line carries what the record does but its detail: the chain is the full account.
+    tracing::info!(
+        target: "ykt_kms::audit",
+        seq = entry.seq,
+        act = %entry.act,
+        object = %entry.object,
+        actors = %entry.actors,
+        result = %entry.result,
+        "audited"
+    );
     Ok(entry.seq)
 }
 

@@ -1,7 +1,7 @@
 //! The KMS end to end on both stores (SQLite, and PostgreSQL when `YKT_TEST_POSTGRES_URL` is
 //! set): ceremonies, quorum and lifecycle refusals, blob tampering, audit tampering, bad
-//! input. Key check values are recomputed independently with `ykt-crypto` from the known
-//! clear components.
+//! input, and a search of the data directory and the logs for every secret. Key check values
+//! are recomputed independently with `ykt-crypto` from the known clear components.
 
 mod support;
 
@@ -283,13 +283,20 @@ async fn ceremony_from_components_to_school_package(f: Fixture) {
         secrets.extend([component(1), component(2), component(3)].map(|c| c.to_vec()));
         secrets.extend(generated_keys);
         let needles = needles(&secrets);
-        for file in files_under(f.dir.path()) {
+        let logs = support::logs();
+        assert!(
+            logs.windows(7).any(|w| w == b"audited"),
+            "the ceremony was not logged"
+        );
+        let files = files_under(f.dir.path()).into_iter().map(|file| {
             let bytes = std::fs::read(&file).unwrap();
+            (file.display().to_string(), bytes)
+        });
+        for (file, bytes) in files.chain([("the logs".to_owned(), logs)]) {
             for needle in &needles {
                 assert!(
                     !bytes.windows(needle.len()).any(|w| w == &needle[..]),
-                    "a secret is in {}",
-                    file.display()
+                    "a secret is in {file}"
                 );
             }
         }

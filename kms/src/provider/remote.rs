@@ -102,6 +102,7 @@ impl RemoteHsm {
                     if retried {
                         return Err(HostError::Io(error).into());
                     }
+                    tracing::warn!(address = %self.config.address, %error, "HSM connection lost; reconnecting");
                     retried = true;
                 }
                 result => {

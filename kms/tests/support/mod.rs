@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use ykt_hsm_sim::{CeremonySecret, KeyComponent};
 use ykt_kms::provider::LocalHsm;
 use ykt_kms::{Credential, InitRequest, Kms, NewOfficer, Store};
@@ -124,8 +124,47 @@ pub fn new_hsm(dir: &Path) -> Arc<LocalHsm> {
     Arc::new(LocalHsm::create(&dir.join("hsm"), &secret).unwrap())
 }
 
+/// Everything logged by every test of this binary, at every level.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+/// A log writer appending to [`LOGS`].
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the logs of the whole test binary (once) from now on.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogBuffer(writer.clone()))
+            .init();
+        buffer
+    });
+}
+
+/// What has been logged so far.
+pub fn logs() -> Vec<u8> {
+    LOGS.get()
+        .map(|l| l.lock().unwrap().clone())
+        .unwrap_or_default()
+}
+
 /// A KMS on a fresh store of kind `db`, initialised with the five officers and quorum 3.
 pub async fn fixture(db: Db) -> Option<Fixture> {
+    capture_logs();
     let dir = TempDir::new("store");
     let url = database_url(db, dir.path()).await?;
     let hsm = new_hsm(dir.path());
