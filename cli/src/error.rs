@@ -98,8 +98,8 @@ pub enum CliError {
         /// Why.
         source: ykt_apdu::ApduError,
     },
-    /// The handlers that end `ykt card serve` on SIGINT and SIGTERM could not be installed.
-    #[cfg(feature = "pcsc")]
+    /// The handlers that end `ykt card serve` and `ykt hsm serve` on SIGINT and SIGTERM could
+    /// not be installed.
     #[error("cannot handle SIGINT and SIGTERM: {0}")]
     Signals(std::io::Error),
     /// A virtual card's state file could not be created, read or stored, or does not hold a
@@ -109,6 +109,35 @@ pub enum CliError {
     /// A terminal transaction with a card and a PSAM failed.
     #[error(transparent)]
     Terminal(#[from] ykt_psam::TerminalError),
+    /// The KMS refused or failed: bad input, an unknown or existing object, officers not
+    /// authorised, a lifecycle rule, the HSM or the store.
+    #[error(transparent)]
+    Kms(#[from] ykt_kms::KmsError),
+    /// A benchmark could not set up or run what it measures.
+    #[error("benchmark: {0}")]
+    Bench(String),
+    /// A KMS command was given a data directory that holds no KMS.
+    #[error("no KMS in {0} (run `ykt kms init`, or give --data-dir)")]
+    NoKms(String),
+    /// A secret had to be asked at a hidden prompt and could not be read.
+    #[error("cannot read {what} at the terminal: {source}")]
+    Prompt {
+        /// What was asked (`the password of alice`, ...).
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime the KMS runs on could not be started.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// `ykt hsm serve` could not listen or serve.
+    #[error("cannot serve the HSM on {address}: {source}")]
+    Serve {
+        /// The address given.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The result could not be written to standard output.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -163,14 +192,34 @@ impl CliError {
             #[cfg(feature = "pcsc")]
             Self::Reader { .. } => ExitCode::from(2),
             #[cfg(feature = "pcsc")]
-            Self::Pcsc { .. } | Self::Signals(_) => ExitCode::FAILURE,
+            Self::Pcsc { .. } => ExitCode::FAILURE,
+            Self::Kms(err) => kms_exit_code(err),
+            Self::NoKms(_) => ExitCode::from(2),
+            Self::Bench(_) => ExitCode::FAILURE,
             Self::Crypto(_)
             | Self::Openssl(_)
             | Self::Write { .. }
             | Self::ScriptRun { .. }
             | Self::Card(_)
             | Self::Terminal(_)
+            | Self::Signals(_)
+            | Self::Prompt { .. }
+            | Self::Serve { .. }
+            | Self::Runtime(_)
             | Self::Output(_) => ExitCode::FAILURE,
         }
+    }
+}
+
+/// 2 when the KMS refused what it was given (bad input, an unknown or existing object,
+/// officers not authorised), 1 when an act failed or a rule forbade it.
+fn kms_exit_code(err: &ykt_kms::KmsError) -> ExitCode {
+    use ykt_kms::KmsError;
+    match err {
+        KmsError::InvalidInput { .. }
+        | KmsError::NotFound { .. }
+        | KmsError::AlreadyExists { .. }
+        | KmsError::NotAuthorised(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
     }
 }

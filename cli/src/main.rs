@@ -8,21 +8,46 @@
 //!   secrets): check them, run them on card readers.
 //! - `ykt card ...`: virtual FMCOS cards and PSAMs in state files: serve one in a vpcd reader
 //!   (with the `pcsc` feature), describe one.
+//! - `ykt kms init|info`: the bureau's KMS (`ykt_kms`) in a data directory: its HSM, bureau,
+//!   quorum, first officers and signing key.
+//! - `ykt officer add|list|disable`: the security officers.
+//! - `ykt region add|list`, `ykt school add|list`: the key tree below the bureau.
+//! - `ykt ceremony generate|import|resplit|recover|export-school|destroy`: key ceremonies
+//!   under the officers' quorum; custody shares go to one file per custodian, never to the
+//!   output.
+//! - `ykt key list|show|rotate|suspend|resume|retire|compromised|destroy|alias|kcv`: keys and
+//!   their lifecycle.
+//! - `ykt audit verify|export|checkpoint`: the hash-chained, signed audit log.
+//! - `ykt hsm serve`: the local HSM served to remote KMS hosts over the host protocol.
+//!
+//! The KMS commands take `--data-dir` and `--config` (`YKT_*` variables apply), and secrets
+//! (passwords, components, shares) from a ceremony file (`--components-from`) or hidden
+//! prompts, never from the command line.
 //!
 //! Every command prints a table, or one line of JSON with `--json`. Errors are one line on
 //! standard error; exit status 2 means the command line or a value on it was wrong, 1 that the
 //! command failed or found a negative result (a signature that does not verify, a failed
 //! self-test).
 
+mod audit;
 mod bench;
 mod card;
+mod ceremony;
+mod context;
 mod error;
 mod hex_arg;
+mod hsm;
+mod key;
+mod kms;
 mod lab;
+mod officer;
 mod output;
 mod script;
+mod time;
+mod tree;
 
 use clap::{Parser, Subcommand};
+use context::Group;
 use error::{CliError, Result};
 use output::Report;
 use std::process::ExitCode;
@@ -54,6 +79,24 @@ enum Command {
     /// Virtual cards in state files: serve one in a vpcd reader, describe one.
     #[command(subcommand)]
     Card(card::CardCommand),
+    /// The bureau KMS: initialise it, describe it.
+    Kms(Group<kms::KmsCommand>),
+    /// Security officers: register, list, disable.
+    Officer(Group<officer::OfficerCommand>),
+    /// Regions of the key tree: add, list.
+    Region(Group<tree::RegionCommand>),
+    /// Schools of the key tree: add, list.
+    School(Group<tree::SchoolCommand>),
+    /// Key ceremonies: generate, import, re-split and recover custody, export a school's
+    /// package, destroy.
+    Ceremony(Group<ceremony::CeremonyCommand>),
+    /// Keys and their lifecycle: list, show, rotate, suspend, resume, retire, report
+    /// compromised, destroy, alias, check value.
+    Key(Group<key::KeyCommand>),
+    /// The audit log: verify, export, checkpoint.
+    Audit(Group<audit::AuditCommand>),
+    /// The HSM simulator: serve it over the host protocol.
+    Hsm(Group<hsm::HsmCommand>),
 }
 
 impl Command {
@@ -63,6 +106,14 @@ impl Command {
             Self::Bench(command) => command.run(),
             Self::Script(command) => command.run(),
             Self::Card(command) => command.run(),
+            Self::Kms(group) => group.run(),
+            Self::Officer(group) => group.run(),
+            Self::Region(group) => group.run(),
+            Self::School(group) => group.run(),
+            Self::Ceremony(group) => group.run(),
+            Self::Key(group) => group.run(),
+            Self::Audit(group) => group.run(),
+            Self::Hsm(group) => group.run(),
         }
     }
 }
@@ -98,4 +149,15 @@ fn fail(err: &CliError) -> ExitCode {
         .join(" ");
     eprintln!("ykt: error: {message}");
     err.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

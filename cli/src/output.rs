@@ -24,6 +24,11 @@ pub enum Value {
     Flag(bool),
     /// No value (JSON `null`, table `-`).
     Missing,
+    /// Several values (JSON array; table: the values joined by `, `, `-` when empty).
+    List(Vec<Value>),
+    /// Several records with the same fields (JSON array of objects; in the table of a record,
+    /// a table of their own after the record's fields).
+    Records(Vec<Record>),
 }
 
 impl<const N: usize> From<[u8; N]> for Value {
@@ -81,6 +86,11 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 }
 
 impl Value {
+    /// A list of values.
+    pub fn list<T: Into<Value>>(values: impl IntoIterator<Item = T>) -> Self {
+        Self::List(values.into_iter().map(Into::into).collect())
+    }
+
     fn cell(&self) -> String {
         match self {
             Self::Hex(bytes) => hex::encode_upper(bytes),
@@ -89,6 +99,13 @@ impl Value {
             Self::Decimal(x) => format!("{x:.2}"),
             Self::Flag(flag) => if *flag { "yes" } else { "no" }.to_string(),
             Self::Missing => "-".to_string(),
+            Self::List(values) if values.is_empty() => "-".to_string(),
+            Self::List(values) => values
+                .iter()
+                .map(Value::cell)
+                .collect::<Vec<_>>()
+                .join(", "),
+            Self::Records(records) => format!("{} rows", records.len()),
         }
     }
 
@@ -106,6 +123,8 @@ impl Serialize for Value {
             Self::Decimal(x) if x.is_finite() => serializer.serialize_f64(*x),
             Self::Flag(flag) => serializer.serialize_bool(*flag),
             Self::Decimal(_) | Self::Missing => serializer.serialize_none(),
+            Self::List(values) => serializer.collect_seq(values),
+            Self::Records(records) => serializer.collect_seq(records),
         }
     }
 }
@@ -163,6 +182,9 @@ pub enum Output {
     Record(Record),
     /// Several records with the same fields: a JSON array, a table with one row each.
     List(Vec<Record>),
+    /// Lines of JSON text, one object each, printed as they are with or without `--json`
+    /// (exports meant for other programs).
+    JsonLines(Vec<String>),
 }
 
 impl Serialize for Output {
@@ -176,6 +198,11 @@ impl Serialize for Output {
                     .try_for_each(|record| seq.serialize_element(record))?;
                 seq.end()
             }
+            Self::JsonLines(lines) => serializer.collect_seq(
+                lines
+                    .iter()
+                    .map(|line| serde_json::from_str::<serde_json::Value>(line).ok()),
+            ),
         }
     }
 }
@@ -184,29 +211,58 @@ impl Output {
     /// The readable form: aligned columns, numbers right-aligned; a list has a header row.
     pub fn table(&self) -> String {
         match self {
-            Self::Record(record) => render(
-                record
-                    .fields
-                    .iter()
-                    .map(|(name, value)| vec![Cell::text(label(name)), Cell::text(value.cell())])
-                    .collect(),
-                false,
-            ),
-            Self::List(records) => {
-                let header = records.first().map(|first| {
-                    first
+            Self::Record(record) => {
+                let mut out = render(
+                    record
                         .fields
                         .iter()
-                        .map(|(name, _)| Cell::text(label(name)))
-                        .collect()
-                });
-                let rows = records
-                    .iter()
-                    .map(|record| record.fields.iter().map(|(_, v)| Cell::value(v)).collect());
-                render(header.into_iter().chain(rows).collect(), true)
+                        .filter(|(_, value)| !matches!(value, Value::Records(_)))
+                        .map(|(name, value)| {
+                            vec![Cell::text(label(name)), Cell::text(value.cell())]
+                        })
+                        .collect(),
+                    false,
+                );
+                for (name, value) in &record.fields {
+                    if let Value::Records(records) = value {
+                        out += &format!("\n{}:\n", label(name));
+                        out += &if records.is_empty() {
+                            "(none)\n".to_string()
+                        } else {
+                            list_table(records)
+                        };
+                    }
+                }
+                out
             }
+            Self::List(records) => list_table(records),
+            Self::JsonLines(lines) => lines.iter().map(|line| format!("{line}\n")).collect(),
         }
     }
+
+    /// The text printed: the table, or one line of JSON with `json`; JSON lines as they are.
+    fn text(&self, json: bool) -> serde_json::Result<String> {
+        match self {
+            Self::JsonLines(_) => Ok(self.table()),
+            _ if json => Ok(serde_json::to_string(self)? + "\n"),
+            _ => Ok(self.table()),
+        }
+    }
+}
+
+/// A table of records with a header row.
+fn list_table(records: &[Record]) -> String {
+    let header = records.first().map(|first| {
+        first
+            .fields
+            .iter()
+            .map(|(name, _)| Cell::text(label(name)))
+            .collect()
+    });
+    let rows = records
+        .iter()
+        .map(|record| record.fields.iter().map(|(_, v)| Cell::value(v)).collect());
+    render(header.into_iter().chain(rows).collect(), true)
 }
 
 /// One table cell.
@@ -294,11 +350,7 @@ impl Report {
 
     /// Writes the output to standard output (JSON if `json`) and gives the exit status.
     pub fn print(&self, json: bool) -> Result<ExitCode> {
-        let text = if json {
-            serde_json::to_string(&self.output).map_err(std::io::Error::from)? + "\n"
-        } else {
-            self.output.table()
-        };
+        let text = self.output.text(json).map_err(std::io::Error::from)?;
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(text.as_bytes())?;
         stdout.flush()?;

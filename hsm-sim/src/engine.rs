@@ -25,12 +25,12 @@ use crate::error::{HsmError, Result};
 use crate::keyblock::{KeyBlock, hex_pair, hex_value};
 use crate::lmk::Lmk;
 use crate::shamir::{self, ShamirError, Share};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use ykt_crypto::mac::verify;
 use ykt_crypto::p256::P256PrivateKey;
 use ykt_crypto::sm2::Sm2PrivateKey;
@@ -238,7 +238,19 @@ pub struct Hsm {
     destroyed: RwLock<HashSet<BlobId>>,
     /// Where they are persisted, if anywhere. Held while a destruction is recorded.
     log: Mutex<Option<DestroyedLog>>,
+    /// Signing keys kept open, by their whole blob ([`Hsm::signer`]).
+    signers: RwLock<HashMap<Vec<u8>, Arc<Signer>>>,
 }
+
+/// An opened signing key: building one from its scalar costs a scalar multiplication (the
+/// public key), as much as a signature, so the engine keeps a few open.
+enum Signer {
+    Sm2(Sm2PrivateKey),
+    P256(P256PrivateKey),
+}
+
+/// The most signing keys kept open; the set is emptied when it is full.
+const MAX_OPEN_SIGNERS: usize = 64;
 
 impl fmt::Debug for Hsm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -349,6 +361,7 @@ impl Hsm {
             lmk,
             destroyed: RwLock::new(HashSet::new()),
             log: Mutex::new(None),
+            signers: RwLock::new(HashMap::new()),
         }
     }
 
@@ -362,6 +375,7 @@ impl Hsm {
             lmk,
             destroyed: RwLock::new(destroyed),
             log: Mutex::new(Some(log)),
+            signers: RwLock::new(HashMap::new()),
         })
     }
 
@@ -386,6 +400,10 @@ impl Hsm {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id);
+        self.signers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(blob.as_bytes());
         Ok(())
     }
 
@@ -777,14 +795,18 @@ impl Hsm {
 
     /// Signs `message` with an SM2 key as signer `id` (GB/T 32918.2, ZA from `id`).
     pub fn sign_sm2(&self, blob: &KeyBlob, id: &[u8], message: &[u8]) -> Result<Signature> {
-        let secret = self.open_signing(blob, KeyAlgorithm::Sm2)?;
-        Ok(Sm2PrivateKey::from_bytes(&secret[..])?.sign(id, message)?)
+        match &*self.signer(blob, KeyAlgorithm::Sm2)? {
+            Signer::Sm2(key) => Ok(key.sign(id, message)?),
+            Signer::P256(_) => Err(forbidden("signing", "the key is of another algorithm")),
+        }
     }
 
     /// Signs `message` with a P-256 key (ECDSA with SHA-256).
     pub fn sign_p256(&self, blob: &KeyBlob, message: &[u8]) -> Result<Signature> {
-        let secret = self.open_signing(blob, KeyAlgorithm::P256)?;
-        Ok(P256PrivateKey::from_bytes(&secret[..])?.sign(message)?)
+        match &*self.signer(blob, KeyAlgorithm::P256)? {
+            Signer::P256(key) => Ok(key.sign(message)?),
+            Signer::Sm2(_) => Err(forbidden("signing", "the key is of another algorithm")),
+        }
     }
 
     /// The uncompressed public key (`04 || x || y`) of an SM2 or P-256 key.
@@ -833,7 +855,12 @@ impl Hsm {
         Ok(SymmetricKey::new(algorithm, secret)?)
     }
 
-    fn open_signing(&self, blob: &KeyBlob, algorithm: KeyAlgorithm) -> Result<Zeroizing<[u8; 32]>> {
+    /// The opened signing key of `blob`, once its attributes allow signing with `algorithm`.
+    ///
+    /// Kept keys are found by the whole blob: a blob reaches the set only after it
+    /// authenticated under the LMK, and a byte-identical blob is the same key with the same
+    /// attributes. A destroyed blob is refused before the set is looked at.
+    fn signer(&self, blob: &KeyBlob, algorithm: KeyAlgorithm) -> Result<Arc<Signer>> {
         const OP: &str = "signing";
         let attributes = blob.attributes();
         require_usage(attributes, &[KeyUsage::Signature], OP)?;
@@ -841,10 +868,24 @@ impl Hsm {
         if attributes.algorithm() != algorithm {
             return Err(forbidden(OP, "the key is of another algorithm"));
         }
+        if let Some(signer) = read(&self.signers).get(blob.as_bytes()) {
+            if read(&self.destroyed).contains(&blob.id()) {
+                return Err(HsmError::Destroyed);
+            }
+            return Ok(Arc::clone(signer));
+        }
         let mut buffer = open_buffer();
-        let mut scalar = Zeroizing::new([0u8; 32]);
-        scalar.copy_from_slice(self.open_blob(blob, &mut buffer)?);
-        Ok(scalar)
+        let secret = self.open_blob(blob, &mut buffer)?;
+        let signer = Arc::new(match algorithm {
+            KeyAlgorithm::Sm2 => Signer::Sm2(Sm2PrivateKey::from_bytes(secret)?),
+            _ => Signer::P256(P256PrivateKey::from_bytes(secret)?),
+        });
+        let mut signers = self.signers.write().unwrap_or_else(PoisonError::into_inner);
+        if signers.len() >= MAX_OPEN_SIGNERS {
+            signers.clear();
+        }
+        signers.insert(blob.as_bytes().to_vec(), Arc::clone(&signer));
+        Ok(signer)
     }
 
     /// Opens `blob` under the LMK into `buffer`, unless it was destroyed: the one place where

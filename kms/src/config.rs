@@ -205,7 +205,7 @@ impl Config {
     }
 }
 
-/// Reads a secret file: hex text (whitespace ignored) or, for a PIN, the text itself.
+/// Reads a secret file (a PIN) as its trimmed text.
 fn read_secret(path: &Path, what: &'static str) -> Result<Zeroizing<String>> {
     let text =
         Zeroizing::new(
@@ -217,6 +217,20 @@ fn read_secret(path: &Path, what: &'static str) -> Result<Zeroizing<String>> {
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 
+/// Reads a secret kept in a file as hex (whitespace ignored): a host-protocol client secret,
+/// the lab unlock secret. `what` names the file in errors, which never quote its content.
+pub fn read_hex_secret(path: &Path, what: &'static str) -> Result<Zeroizing<Vec<u8>>> {
+    let text = read_secret(path, what)?;
+    let digits: Zeroizing<String> =
+        Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
+    Ok(Zeroizing::new(hex::decode(digits.as_bytes()).map_err(
+        |_| KmsError::InvalidInput {
+            field: what,
+            reason: format!("{}: not hex", path.display()),
+        },
+    )?))
+}
+
 fn required<'a, T: ?Sized>(value: Option<&'a T>, what: &'static str) -> Result<&'a T> {
     value.ok_or(KmsError::InvalidInput {
         field: what,
@@ -225,36 +239,16 @@ fn required<'a, T: ?Sized>(value: Option<&'a T>, what: &'static str) -> Result<&
 }
 
 impl Config {
-    /// Opens the configured HSM. The local HSM is unsealed with the lab unlock file or, in
-    /// officers mode, with the secret `unlock` gathers from the officers.
-    pub fn open_hsm(&self, unlock: &dyn Fn() -> Result<CeremonySecret>) -> Result<Arc<dyn Hsm>> {
+    /// Opens the configured HSM. The local HSM is opened by [`Config::open_local_hsm`].
+    pub fn open_hsm<E: From<KmsError>>(
+        &self,
+        unlock: impl FnOnce() -> Result<CeremonySecret, E>,
+    ) -> Result<Arc<dyn Hsm>, E> {
         match self.hsm.backend {
-            Backend::Local => {
-                let secret = match self.hsm.unlock {
-                    Unlock::Lab => {
-                        let hex_text = read_secret(&self.lab_unlock_file(), "lab unlock file")?;
-                        let bytes =
-                            Zeroizing::new(hex::decode(hex_text.as_bytes()).map_err(|_| {
-                                KmsError::InvalidInput {
-                                    field: "lab unlock file",
-                                    reason: "not hex".into(),
-                                }
-                            })?);
-                        CeremonySecret::from_bytes(&bytes)?
-                    }
-                    Unlock::Officers => unlock()?,
-                };
-                Ok(Arc::new(LocalHsm::open(&self.hsm_dir(), &secret)?))
-            }
+            Backend::Local => Ok(Arc::new(self.open_local_hsm(unlock)?)),
             Backend::Remote => {
                 let secret_file = required(self.hsm.secret_file.as_deref(), "hsm.secret_file")?;
-                let secret = read_secret(secret_file, "hsm.secret_file")?;
-                let secret = Zeroizing::new(hex::decode(secret.as_bytes()).map_err(|_| {
-                    KmsError::InvalidInput {
-                        field: "hsm.secret_file",
-                        reason: "not hex".into(),
-                    }
-                })?);
+                let secret = read_hex_secret(secret_file, "hsm.secret_file")?;
                 Ok(Arc::new(RemoteHsm::connect(RemoteConfig {
                     address: required(self.hsm.address.as_deref(), "hsm.address")?.to_owned(),
                     client: required(self.hsm.client.as_deref(), "hsm.client")?.to_owned(),
@@ -270,6 +264,22 @@ impl Config {
                 })?))
             }
         }
+    }
+
+    /// Opens the in-process HSM in the data directory, unsealed with the lab unlock file or,
+    /// in officers mode, with the secret `unlock` gathers from the officers.
+    pub fn open_local_hsm<E: From<KmsError>>(
+        &self,
+        unlock: impl FnOnce() -> Result<CeremonySecret, E>,
+    ) -> Result<LocalHsm, E> {
+        let secret = match self.hsm.unlock {
+            Unlock::Lab => {
+                let bytes = read_hex_secret(&self.lab_unlock_file(), "lab unlock file")?;
+                CeremonySecret::from_bytes(&bytes).map_err(KmsError::from)?
+            }
+            Unlock::Officers => unlock()?,
+        };
+        Ok(LocalHsm::open(&self.hsm_dir(), &secret)?)
     }
 
     /// First start of the local HSM in officers mode: forms and seals the LMK from the

@@ -1,9 +1,10 @@
 //! `ykt bench`: single-thread throughput measurements of ykt's hot paths, compared with
-//! OpenSSL on the same machine and with the project's performance goals, and of the terminal's
-//! card transactions.
+//! OpenSSL on the same machine and with the project's performance goals, of the terminal's
+//! card transactions, and of the KMS's HSM operations through each provider.
 
 mod card;
 mod crypto;
+mod kms;
 mod measure;
 mod openssl;
 
@@ -19,6 +20,9 @@ pub enum BenchCommand {
     /// APDU round trips and whole purchases against virtual cards, in process and (with
     /// `--pcsc`) through pcscd and vpcd.
     Card(card::CardArgs),
+    /// The KMS's HSM operations (derivation, TAC verification single and batched, SM2 and
+    /// P-256 signing) directly, in process, over the TCP host protocol and on a PKCS#11 token.
+    Kms(kms::KmsArgs),
 }
 
 impl BenchCommand {
@@ -27,6 +31,7 @@ impl BenchCommand {
         match self {
             Self::Crypto(args) => args.run(),
             Self::Card(args) => args.run(),
+            Self::Kms(args) => args.run(),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Integration tests of the `ykt` binary: the lab calculator against the published vectors and
 //! real-card traces of `test-vectors/data`, its error behaviour, the benchmark's output, and
-//! the APDU script commands, virtual cards, and (with the `pcsc` feature and pcscd) cards served
-//! through vpcd, issued by script and used by a terminal end to end.
+//! the APDU script commands, virtual cards, (with the `pcsc` feature and pcscd) cards served
+//! through vpcd, issued by script and used by a terminal end to end, and the KMS commands on a
+//! lab-mode bureau.
 
 mod bench;
 mod bench_card;
 mod card;
 mod errors;
+mod kms;
 mod lab;
 mod pcsc_e2e;
 mod script;
