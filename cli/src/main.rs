@@ -24,6 +24,9 @@
 //! (passwords, components, shares) from a ceremony file (`--components-from`) or hidden
 //! prompts, never from the command line.
 //!
+//! Logs go to standard error: ykt's own at the level of `YKT_LOG` (`error`, `warn` by
+//! default, `info` for every audited act, `debug`, `trace`), its libraries' errors only.
+//!
 //! Every command prints a table, or one line of JSON with `--json`. Errors are one line on
 //! standard error; exit status 2 means the command line or a value on it was wrong, 1 that the
 //! command failed or found a negative result (a signature that does not verify, a failed
@@ -118,8 +121,31 @@ impl Command {
     }
 }
 
+/// Sends logs to standard error: ykt's crates at `YKT_LOG` (default `warn`), others' errors.
+fn init_logs() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = std::env::var("YKT_LOG")
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::WARN);
+    let filter = Targets::new()
+        .with_target("ykt", level)
+        .with_default(LevelFilter::ERROR);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     use clap::error::ErrorKind;
+    init_logs();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err)

@@ -24,6 +24,10 @@ use crate::component::{FormedKcvs, KeyComponent, combine};
 use crate::error::{HsmError, Result};
 use crate::keyblock::{KeyBlock, hex_pair, hex_value};
 use crate::lmk::Lmk;
+use crate::policy::{
+    card_key_mode, check_card_key, check_derivation, check_factors, check_signing, forbidden,
+    profile_of, require_mode, require_usage,
+};
 use crate::shamir::{self, ShamirError, Share};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -39,9 +43,6 @@ use ykt_crypto::{
     SymmetricAlgorithm, SymmetricKey, secure_messaging,
 };
 use zeroize::Zeroizing;
-
-/// The most diversification levels a command accepts (region, school, card).
-pub const MAX_FACTORS: usize = 3;
 
 /// What proves a generated key to its custodians: the check value of a symmetric key, the
 /// public key of an asymmetric one.
@@ -270,66 +271,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn forbidden(operation: &'static str, reason: &'static str) -> HsmError {
-    HsmError::Forbidden { operation, reason }
-}
-
-fn require_usage(
-    attributes: &KeyAttributes,
-    allowed: &[KeyUsage],
-    operation: &'static str,
-) -> Result<()> {
-    if allowed.contains(&attributes.usage()) {
-        Ok(())
-    } else {
-        Err(forbidden(operation, "the key's usage does not allow it"))
-    }
-}
-
-fn require_mode(attributes: &KeyAttributes, mode: Modes, operation: &'static str) -> Result<()> {
-    if attributes.modes().contains(mode) {
-        return Ok(());
-    }
-    Err(forbidden(
-        operation,
-        match mode {
-            Modes::DERIVE => "the key's modes of use exclude derive",
-            Modes::MAC => "the key's modes of use exclude mac",
-            Modes::ENCRYPT => "the key's modes of use exclude encrypt",
-            _ => "the key's modes of use exclude sign",
-        },
-    ))
-}
-
-fn check_factors(factors: &[[u8; 8]], minimum: usize) -> Result<()> {
-    if (minimum..=MAX_FACTORS).contains(&factors.len()) {
-        Ok(())
-    } else {
-        Err(HsmError::FactorCount {
-            expected: if minimum == 0 { "0 to 3" } else { "1 to 3" },
-            actual: factors.len(),
-        })
-    }
-}
-
-/// The mode a card-key command needs on its master: derive to reach a card key through
-/// factors, `direct` to use the key itself.
-fn card_key_mode(factors: &[[u8; 8]], direct: Modes) -> Modes {
-    if factors.is_empty() {
-        direct
-    } else {
-        Modes::DERIVE
-    }
-}
-
-/// The e-purse profile of an SM4 or 3DES key.
-fn profile_of(attributes: &KeyAttributes, operation: &'static str) -> Result<Profile> {
-    attributes.algorithm().profile().ok_or(forbidden(
-        operation,
-        "the key's algorithm has no e-purse profile",
-    ))
-}
-
 /// The symmetric key recombined from `shares`, which must have the algorithm's key length.
 fn key_from_shares(algorithm: SymmetricAlgorithm, shares: &[Share]) -> Result<SymmetricKey> {
     let secret = shamir::combine(shares)?;
@@ -545,22 +486,7 @@ impl Hsm {
         attributes: KeyAttributes,
     ) -> Result<(KeyBlob, Kcv)> {
         const OP: &str = "derivation";
-        let parent = master.attributes();
-        check_factors(factors, 1)?;
-        require_mode(parent, Modes::DERIVE, OP)?;
-        let profile = profile_of(parent, OP)?;
-        if attributes.usage() != parent.usage() {
-            return Err(forbidden(OP, "a derived key keeps its master's usage"));
-        }
-        if attributes.algorithm() != parent.algorithm() {
-            return Err(forbidden(OP, "a derived key keeps its master's algorithm"));
-        }
-        if attributes.exportability() > parent.exportability().derived_ceiling() {
-            return Err(forbidden(
-                OP,
-                "a derived key cannot be more exportable than its master allows",
-            ));
-        }
+        let profile = check_derivation(master.attributes(), factors, &attributes)?;
         let key = profile.diversify_path(&self.open_symmetric(master, OP)?, factors)?;
         Ok((self.seal_symmetric(attributes, &key)?, Kcv::of(&key)))
     }
@@ -861,13 +787,7 @@ impl Hsm {
     /// authenticated under the LMK, and a byte-identical blob is the same key with the same
     /// attributes. A destroyed blob is refused before the set is looked at.
     fn signer(&self, blob: &KeyBlob, algorithm: KeyAlgorithm) -> Result<Arc<Signer>> {
-        const OP: &str = "signing";
-        let attributes = blob.attributes();
-        require_usage(attributes, &[KeyUsage::Signature], OP)?;
-        require_mode(attributes, Modes::SIGN, OP)?;
-        if attributes.algorithm() != algorithm {
-            return Err(forbidden(OP, "the key is of another algorithm"));
-        }
+        check_signing(blob.attributes(), algorithm)?;
         if let Some(signer) = read(&self.signers).get(blob.as_bytes()) {
             if read(&self.destroyed).contains(&blob.id()) {
                 return Err(HsmError::Destroyed);
@@ -907,11 +827,7 @@ impl Hsm {
         direct: Modes,
         operation: &'static str,
     ) -> Result<(Profile, SymmetricKey)> {
-        let attributes = blob.attributes();
-        require_usage(attributes, usages, operation)?;
-        let profile = profile_of(attributes, operation)?;
-        check_factors(factors, 0)?;
-        require_mode(attributes, card_key_mode(factors, direct), operation)?;
+        let profile = check_card_key(blob.attributes(), usages, factors, direct, operation)?;
         let master = self.open_symmetric(blob, operation)?;
         if factors.is_empty() {
             Ok((profile, master))

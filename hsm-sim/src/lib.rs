@@ -20,6 +20,7 @@ pub mod error;
 pub mod host;
 pub mod keyblock;
 pub mod lmk;
+pub mod policy;
 pub mod shamir;
 
 pub use attributes::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Modes};

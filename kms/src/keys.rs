@@ -123,7 +123,8 @@ fn byte(value: i64, what: &'static str) -> Result<u8> {
     u8::try_from(value).map_err(|_| KmsError::Corrupt(what))
 }
 
-/// Inserts a new key (version 1), its custodians and its first transition, and audits `act`.
+/// Inserts a new key (version 1), its custodians and its first transition, and audits its
+/// creation; a school key needs its school in the tree.
 pub(crate) async fn insert_key(
     tx: &mut Transaction<'static, Any>,
     new: &NewKey<'_>,
@@ -137,6 +138,18 @@ pub(crate) async fn insert_key(
         .await?;
     if exists.is_some() {
         return Err(KmsError::AlreadyExists { kind: "key", id });
+    }
+    if let Scope::School(code) = &new.scope {
+        let school = sqlx::query("SELECT 1 FROM schools WHERE code = $1")
+            .bind(code.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        if school.is_none() {
+            return Err(KmsError::NotFound {
+                kind: "school",
+                id: code.to_string(),
+            });
+        }
     }
     let now = now_ms();
     let (threshold, count) = match &new.custody {

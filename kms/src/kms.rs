@@ -218,9 +218,10 @@ impl Kms {
             kind: "KMS",
             id: "initialisation (run `ykt kms init`)".into(),
         };
+        let bureau_code = get("bureau_code").ok_or_else(missing)?;
         let signing = crate::keys::current_check(self, &self.signing_key_id()).await?;
         Ok(KmsInfo {
-            bureau_code: get("bureau_code").ok_or_else(missing)?,
+            bureau_code,
             bureau_name: get("bureau_name").ok_or_else(missing)?,
             quorum: get("quorum")
                 .and_then(|q| q.parse().ok())

@@ -841,6 +841,17 @@ async fn bad_input_changes_nothing(f: Fixture) {
             .is_err()
     );
     assert!(Template::named("purchase; DROP TABLE keys").is_err());
+    // A key for a school that is not in the tree.
+    let nowhere = Scope::School(SchoolCode::new("9999999999").unwrap());
+    let refused = f
+        .kms
+        .generate_key(&three, TRANSPORT_TEMPLATE, KeyAlgorithm::Sm4, nowhere, None)
+        .await;
+    assert!(
+        matches!(refused, Err(KmsError::NotFound { kind: "school", .. })),
+        "{refused:?}"
+    );
+    assert_eq!(count(&f, "SELECT COUNT(*) FROM keys").await, keys + 1);
     assert!(f.kms.verify_audit().await.unwrap().is_intact());
 }
 

@@ -680,18 +680,27 @@ fn derivation_is_refused_by_the_master_attributes() {
         hsm.derive_key(&master_key, &[[1; 8]], other_usage),
         "keeps its master's usage",
     );
-    let wider = KeyAttributes::new(
-        KeyUsage::Purchase,
-        KeyAlgorithm::TripleDes,
-        Modes::DERIVE,
-        Exportability::UnderKek,
-        1,
-    )
-    .unwrap();
+    // A master that never lets anything out derives nothing exportable.
+    let sealed = |exportability| {
+        KeyAttributes::new(
+            KeyUsage::Purchase,
+            KeyAlgorithm::TripleDes,
+            Modes::DERIVE,
+            exportability,
+            1,
+        )
+        .unwrap()
+    };
+    let sealed_master = hsm.generate_key(sealed(Exportability::None)).unwrap().key;
     is_forbidden(
-        hsm.derive_key(&master_key, &[[1; 8]], wider),
+        hsm.derive_key(
+            &sealed_master,
+            &[[1; 8]],
+            sealed(Exportability::DerivedOnly),
+        ),
         "more exportable",
     );
+    hsm.destroy_key(&sealed_master).unwrap();
     assert!(matches!(
         hsm.derive_key(&master_key, &[[1; 8]; 4], master),
         Err(KmsError::Hsm(HsmError::FactorCount { actual: 4, .. }))

@@ -14,10 +14,7 @@ impl InfoArgs {
     /// Describes the KMS.
     pub fn run(self, context: &Context) -> Result<Report> {
         let kms = context.open(Need::Store)?;
-        let info = context.block_on(async {
-            kms.quorum().await?;
-            kms.info().await
-        })?;
+        let info = context.block_on(kms.info())?;
         Ok(Report::ok(Output::Record(
             Record::new()
                 .with("data_dir", context.data_dir().display().to_string())

@@ -118,9 +118,10 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 use ykt_crypto::p256::P256PublicKey;
 use ykt_crypto::{CryptoError, Kcv, KcvMethod, Load, Signature};
 use ykt_hsm_sim::component::combine;
+use ykt_hsm_sim::policy;
 use ykt_hsm_sim::shamir::Share;
 use ykt_hsm_sim::{
-    FormedKcvs, HsmError, KeyAlgorithm, KeyAttributes, KeyComponent, KeyUsage, Modes, TacCheck,
+    FormedKcvs, KeyAlgorithm, KeyAttributes, KeyComponent, KeyUsage, Modes, TacCheck,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -137,7 +138,6 @@ const REFERENCE_LEN: usize = 1 + ID_LEN + TAG_LEN;
 /// Label of the token's binding key.
 const BINDING_LABEL: &str = "ykt-binding";
 /// Most diversification levels a command accepts, as in the simulator.
-const MAX_FACTORS: usize = 3;
 /// Most idle sessions kept in the pool.
 const MAX_IDLE_SESSIONS: usize = 16;
 /// DER of the P-256 curve OID (1.2.840.10045.3.1.7), the `CKA_EC_PARAMS` of P-256 keys.
@@ -197,7 +197,7 @@ fn unsupported(operation: &'static str) -> KmsError {
 }
 
 fn forbidden(operation: &'static str, reason: &'static str) -> KmsError {
-    KmsError::Hsm(HsmError::Forbidden { operation, reason })
+    KmsError::Hsm(policy::forbidden(operation, reason))
 }
 
 /// A token failure, with the function that failed and the PKCS#11 return value.
@@ -205,40 +205,6 @@ fn p11_error(what: &str, error: &P11Error) -> KmsError {
     match error {
         P11Error::Pkcs11(rv, _) => KmsError::Pkcs11(format!("{what}: {rv:?}")),
         other => KmsError::Pkcs11(format!("{what}: {other}")),
-    }
-}
-
-fn require_usage(attributes: &KeyAttributes, allowed: &[KeyUsage], op: &'static str) -> Result<()> {
-    if allowed.contains(&attributes.usage()) {
-        Ok(())
-    } else {
-        Err(forbidden(op, "the key's usage does not allow it"))
-    }
-}
-
-fn require_mode(attributes: &KeyAttributes, mode: Modes, op: &'static str) -> Result<()> {
-    if attributes.modes().contains(mode) {
-        return Ok(());
-    }
-    Err(forbidden(
-        op,
-        match mode {
-            Modes::DERIVE => "the key's modes of use exclude derive",
-            Modes::MAC => "the key's modes of use exclude mac",
-            Modes::ENCRYPT => "the key's modes of use exclude encrypt",
-            _ => "the key's modes of use exclude sign",
-        },
-    ))
-}
-
-fn check_factors(factors: &[[u8; 8]], minimum: usize) -> Result<()> {
-    if (minimum..=MAX_FACTORS).contains(&factors.len()) {
-        Ok(())
-    } else {
-        Err(KmsError::Hsm(HsmError::FactorCount {
-            expected: if minimum == 0 { "0 to 3" } else { "1 to 3" },
-            actual: factors.len(),
-        }))
     }
 }
 
@@ -251,8 +217,7 @@ fn require_pboc(attributes: &KeyAttributes, op: &'static str) -> Result<()> {
     }
 }
 
-/// The checks of a card-key command (usage, 3DES, factor count, then derive to go through
-/// factors or `direct` to use the key itself), as the simulator's engine applies them.
+/// The checks of a card-key command, as the simulator's engine applies them, on a 3DES key.
 fn check_card_key(
     attributes: &KeyAttributes,
     usages: &[KeyUsage],
@@ -260,15 +225,8 @@ fn check_card_key(
     direct: Modes,
     op: &'static str,
 ) -> Result<()> {
-    require_usage(attributes, usages, op)?;
-    require_pboc(attributes, op)?;
-    check_factors(factors, 0)?;
-    let mode = if factors.is_empty() {
-        direct
-    } else {
-        Modes::DERIVE
-    };
-    require_mode(attributes, mode, op)
+    policy::check_card_key(attributes, usages, factors, direct, op)?;
+    require_pboc(attributes, op)
 }
 
 /// One PBOC diversification input: `F || ~F`.
@@ -1121,22 +1079,8 @@ impl Hsm for Pkcs11Hsm {
         attributes: KeyAttributes,
     ) -> Result<(WrappedKey, Kcv)> {
         const OP: &str = "derivation";
-        let parent = master.attributes();
-        check_factors(factors, 1)?;
-        require_mode(parent, Modes::DERIVE, OP)?;
-        require_pboc(parent, OP)?;
-        if attributes.usage() != parent.usage() {
-            return Err(forbidden(OP, "a derived key keeps its master's usage"));
-        }
-        if attributes.algorithm() != parent.algorithm() {
-            return Err(forbidden(OP, "a derived key keeps its master's algorithm"));
-        }
-        if attributes.exportability() > parent.exportability() {
-            return Err(forbidden(
-                OP,
-                "a derived key cannot be more exportable than its master",
-            ));
-        }
+        policy::check_derivation(master.attributes(), factors, &attributes)?;
+        require_pboc(master.attributes(), OP)?;
         let mut lease = self.writing_lease()?;
         let base = self.open_secret(&mut lease, master)?;
         if self.encrypt_data.is_none() {
@@ -1291,17 +1235,11 @@ impl Hsm for Pkcs11Hsm {
     }
 
     fn sign(&self, key: &WrappedKey, input: SignInput<'_>) -> Result<Signature> {
-        const OP: &str = "signing";
         let message = match input {
             SignInput::P256 { message } => message,
             SignInput::Sm2 { .. } => return Err(unsupported("SM2 signatures")),
         };
-        let attributes = key.attributes();
-        require_usage(attributes, &[KeyUsage::Signature], OP)?;
-        require_mode(attributes, Modes::SIGN, OP)?;
-        if attributes.algorithm() != KeyAlgorithm::P256 {
-            return Err(forbidden(OP, "the key is of another algorithm"));
-        }
+        policy::check_signing(key.attributes(), KeyAlgorithm::P256)?;
         let digest = ykt_crypto::p256::sha256(message);
         let mut lease = self.lease()?;
         let id = self.verify(&mut lease, key)?;
