@@ -11,7 +11,7 @@ use crate::error::{KmsError, Result};
 use crate::kms::Kms;
 use crate::model::{KeyState, Purpose, Scope, Template};
 use crate::provider::{Custody, KeyCheck, WrappedKey};
-use crate::store::now_ms;
+use crate::store::{Object, now_ms};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
@@ -132,24 +132,9 @@ pub(crate) async fn insert_key(
     reason: &str,
 ) -> Result<String> {
     let id = new.template.key_id(new.algorithm, &new.scope);
-    let exists = sqlx::query("SELECT 1 FROM keys WHERE id = $1")
-        .bind(&id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if exists.is_some() {
-        return Err(KmsError::AlreadyExists { kind: "key", id });
-    }
+    Object::Key.require_absent(tx, &id).await?;
     if let Scope::School(code) = &new.scope {
-        let school = sqlx::query("SELECT 1 FROM schools WHERE code = $1")
-            .bind(code.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-        if school.is_none() {
-            return Err(KmsError::NotFound {
-                kind: "school",
-                id: code.to_string(),
-            });
-        }
+        Object::School.require_present(tx, code.as_str()).await?;
     }
     let now = now_ms();
     let (threshold, count) = match &new.custody {

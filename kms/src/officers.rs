@@ -8,7 +8,7 @@
 use crate::audit::{self, AuditRecord};
 use crate::error::{KmsError, Result};
 use crate::kms::Kms;
-use crate::store::now_ms;
+use crate::store::{Object, now_ms};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::Serialize;
@@ -312,16 +312,9 @@ pub(crate) async fn insert_officer(
     officer: &NewOfficer,
     hash: &str,
 ) -> Result<()> {
-    let exists = sqlx::query("SELECT 1 FROM officers WHERE name = $1")
-        .bind(&officer.credential.name)
-        .fetch_optional(&mut **tx)
+    Object::Officer
+        .require_absent(tx, &officer.credential.name)
         .await?;
-    if exists.is_some() {
-        return Err(KmsError::AlreadyExists {
-            kind: "officer",
-            id: officer.credential.name.clone(),
-        });
-    }
     let now = now_ms();
     sqlx::query(
         "INSERT INTO officers (name, display_name, password_hash, status, created_at, status_at, \

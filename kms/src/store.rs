@@ -51,6 +51,73 @@ pub struct Store {
     backend: Backend,
 }
 
+/// A kind of object the KMS names by one text key: where its rows are, how errors name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Object {
+    Key,
+    Officer,
+    Region,
+    School,
+}
+
+impl Object {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Officer => "officer",
+            Self::Region => "region",
+            Self::School => "school",
+        }
+    }
+
+    fn lookup(self) -> &'static str {
+        match self {
+            Self::Key => "SELECT 1 FROM keys WHERE id = $1",
+            Self::Officer => "SELECT 1 FROM officers WHERE name = $1",
+            Self::Region => "SELECT 1 FROM regions WHERE code = $1",
+            Self::School => "SELECT 1 FROM schools WHERE code = $1",
+        }
+    }
+
+    async fn exists(self, tx: &mut Transaction<'static, Any>, id: &str) -> Result<bool> {
+        Ok(sqlx::query(self.lookup())
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some())
+    }
+
+    /// Refuses `id` when an object of this kind already has it.
+    pub(crate) async fn require_absent(
+        self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+    ) -> Result<()> {
+        if self.exists(tx, id).await? {
+            return Err(KmsError::AlreadyExists {
+                kind: self.kind(),
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses `id` unless an object of this kind has it.
+    pub(crate) async fn require_present(
+        self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+    ) -> Result<()> {
+        if !self.exists(tx, id).await? {
+            return Err(KmsError::NotFound {
+                kind: self.kind(),
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Now, as Unix milliseconds (UTC).
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -7,7 +7,7 @@ use crate::error::{KmsError, Result};
 use crate::kms::Kms;
 use crate::model::{RegionCode, SchoolCode};
 use crate::officers::Credential;
-use crate::store::now_ms;
+use crate::store::{Object, now_ms};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -53,17 +53,9 @@ impl Kms {
         check_name(name)?;
         let actor = self.approve_one(approval, "region add").await?;
         let mut tx = self.store().begin().await?;
-        if sqlx::query("SELECT 1 FROM regions WHERE code = $1")
-            .bind(code.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some()
-        {
-            return Err(KmsError::AlreadyExists {
-                kind: "region",
-                id: code.to_string(),
-            });
-        }
+        Object::Region
+            .require_absent(&mut tx, code.as_str())
+            .await?;
         sqlx::query("INSERT INTO regions (code, name, created_at) VALUES ($1, $2, $3)")
             .bind(code.as_str())
             .bind(name)
@@ -98,28 +90,12 @@ impl Kms {
         check_name(name)?;
         let actor = self.approve_one(approval, "school add").await?;
         let mut tx = self.store().begin().await?;
-        if sqlx::query("SELECT 1 FROM regions WHERE code = $1")
-            .bind(region.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(KmsError::NotFound {
-                kind: "region",
-                id: region.to_string(),
-            });
-        }
-        if sqlx::query("SELECT 1 FROM schools WHERE code = $1")
-            .bind(code.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some()
-        {
-            return Err(KmsError::AlreadyExists {
-                kind: "school",
-                id: code.to_string(),
-            });
-        }
+        Object::Region
+            .require_present(&mut tx, region.as_str())
+            .await?;
+        Object::School
+            .require_absent(&mut tx, code.as_str())
+            .await?;
         sqlx::query(
             "INSERT INTO schools (code, region_code, name, created_at) VALUES ($1, $2, $3, $4)",
         )

@@ -597,13 +597,14 @@ async fn tampered(f: &Fixture, tamper: &str, seq: u64) {
     assert_eq!(fault.seq, seq, "{tamper}: {fault:?}");
 }
 
-async fn restore(f: &Fixture, saved: &[ykt_kms::audit::AuditEntry]) {
+/// Replaces the whole audit log with `entries`, as a forger with write access would.
+async fn write_log(f: &Fixture, entries: &[ykt_kms::audit::AuditEntry]) {
     let mut tx = f.kms.store().begin().await.unwrap();
     sqlx::query("DELETE FROM audit_log")
         .execute(&mut *tx)
         .await
         .unwrap();
-    for e in saved {
+    for e in entries {
         sqlx::query(
             "INSERT INTO audit_log (seq, at, actors, act, object, result, detail, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -622,6 +623,11 @@ async fn restore(f: &Fixture, saved: &[ykt_kms::audit::AuditEntry]) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// Puts the saved log back and checks that it verifies again.
+async fn restore(f: &Fixture, saved: &[ykt_kms::audit::AuditEntry]) {
+    write_log(f, saved).await;
     assert!(f.kms.verify_audit().await.unwrap().is_intact());
 }
 
@@ -684,30 +690,7 @@ async fn audit_tampering_is_detected(f: Fixture) {
         entry.hash = hex::encode_upper(hash);
         prev = hash.to_vec();
     }
-    let mut tx = f.kms.store().begin().await.unwrap();
-    sqlx::query("DELETE FROM audit_log")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    for e in &forged {
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actors, act, object, result, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(e.seq as i64)
-        .bind(e.at)
-        .bind(&e.actors)
-        .bind(&e.act)
-        .bind(&e.object)
-        .bind(&e.result)
-        .bind(&e.detail)
-        .bind(hex::decode(&e.prev_hash).unwrap())
-        .bind(hex::decode(&e.hash).unwrap())
-        .execute(f.kms.store().pool())
-        .await
-        .unwrap();
-    }
+    write_log(&f, &forged).await;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(prev)
         .execute(f.kms.store().pool())
