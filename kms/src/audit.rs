@@ -5,7 +5,8 @@
 //! Record `n` carries `hash_n = SM3(hash_{n-1} || encode(record_n))` with `hash_0` all zeros
 //! ([`record_hash`] gives the encoding). The `audit_head` row holds the last sequence number
 //! and hash; it is updated by every append, so its row lock orders concurrent appends and a
-//! cut-off tail no longer matches it. Checkpoints sign the head with the KMS signing key (SM2,
+//! cut-off tail no longer matches it. After every committed act a checkpoint signs the head
+//! with the KMS signing key (SM2,
 //! signer ID `ykt-kms`, [`checkpoint_message`]): whoever can write the database can recompute
 //! hashes, but cannot sign, so a rewritten stretch before a checkpoint is caught. Verification
 //! takes the signing public keys from the HSM (which opens the stored wrapped keys), not from
@@ -274,11 +275,6 @@ impl Kms {
         .iter()
         .map(entry_of)
         .collect()
-    }
-
-    /// Signs a checkpoint now (if the head moved since the last one).
-    pub async fn audit_checkpoint(&self) -> Result<Option<u64>> {
-        self.checkpoint().await
     }
 
     /// Verifies the whole chain: sequence without gaps, each record linked to and hashed over

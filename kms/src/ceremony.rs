@@ -236,7 +236,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(report(key_id, 1, &generated.check, custody, split))
     }
 
@@ -322,7 +322,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(ImportReport {
             key_id,
             component_kcvs: components
@@ -434,7 +434,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(report(
             key.id,
             version,
@@ -537,7 +537,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(splits
             .into_iter()
             .flat_map(|(version, custody)| issued(&info.id, version, spec, custody))
@@ -610,7 +610,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(stored)
     }
 
@@ -693,7 +693,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(package)
     }
 
@@ -783,7 +783,7 @@ impl Kms {
         .await?;
         tx.commit().await?;
         self.store().checkpoint_wal().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 

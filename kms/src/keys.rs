@@ -563,6 +563,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -632,6 +633,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -685,6 +687,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 

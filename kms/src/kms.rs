@@ -5,7 +5,7 @@ use crate::error::{KmsError, Result};
 use crate::keys::NewKey;
 use crate::model::{KMS_SIGNING_TEMPLATE, KeyState, Scope};
 use crate::officers::{NewOfficer, check_name, hash_password, insert_officer};
-use crate::provider::{Hsm, KeyCheck, SignInput};
+use crate::provider::{Hsm, KeyCheck, ProviderKind, SignInput};
 use crate::store::{Store, now_ms};
 use serde::Serialize;
 use serde_json::json;
@@ -70,6 +70,13 @@ impl Kms {
     /// A KMS over an opened store and HSM.
     pub fn new(store: Store, hsm: Arc<dyn Hsm>) -> Self {
         Self { store, hsm }
+    }
+
+    /// A KMS over the store alone, for acts that use no key (listings, officers, the tree,
+    /// lifecycle changes): every HSM operation is refused, and the audit checkpoint of its
+    /// acts is signed with the next act that has the HSM.
+    pub fn store_only(store: Store) -> Self {
+        Self::new(store, Arc::new(crate::provider::Closed))
     }
 
     /// The store.
@@ -200,7 +207,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_after_act().await;
         self.info().await
     }
 
@@ -269,6 +276,21 @@ impl Kms {
             },
         )?;
         Ok((version, signature.to_raw().to_vec()))
+    }
+
+    /// Signs a checkpoint after a committed act, so that the chain is signed up to it. The
+    /// act stands whatever happens here (its record is in the chain, hash-linked): a
+    /// checkpoint that cannot be signed (the signing key suspended, the HSM unreachable) is
+    /// logged as an error, and the next act's checkpoint covers both. A store-only KMS
+    /// ([`Kms::store_only`]) leaves it to the next act that has the HSM.
+    pub(crate) async fn checkpoint_after_act(&self) {
+        if self.hsm.kind() == ProviderKind::Closed {
+            tracing::debug!("audit checkpoint deferred: no HSM opened");
+            return;
+        }
+        if let Err(error) = self.checkpoint().await {
+            tracing::error!(%error, "the audit checkpoint could not be signed");
+        }
     }
 
     /// Signs an audit checkpoint at the current head, if the head moved since the last one.

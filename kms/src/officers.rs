@@ -208,6 +208,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -256,6 +257,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -302,6 +304,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 }

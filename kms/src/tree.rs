@@ -74,6 +74,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -121,6 +122,7 @@ impl Kms {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_after_act().await;
         Ok(())
     }
 

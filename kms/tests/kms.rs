@@ -641,6 +641,27 @@ async fn audit_tampering_is_detected(f: Fixture) {
     let report = f.kms.verify_audit().await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.records, last);
+    assert_eq!(report.last_checkpoint, last, "every act is signed");
+    // A store-only act is chained at once and signed with the next act that has the HSM.
+    let store_only = ykt_kms::Kms::store_only(f.kms.store().clone());
+    store_only
+        .add_region(&creds(&["erin"])[0], "330108", "Binjiang District")
+        .await
+        .unwrap();
+    let report = f.kms.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.records, report.last_checkpoint), (last + 1, last));
+    f.kms
+        .set_alias(&creds(&["erin"])[0], "purchase/live", "purchase-sm4")
+        .await
+        .unwrap();
+    let report = f.kms.verify_audit().await.unwrap();
+    assert_eq!(
+        (report.records, report.last_checkpoint),
+        (last + 2, last + 2)
+    );
+    let saved = f.kms.audit_entries(0).await.unwrap();
+    let last = saved.len() as u64;
     // Edit one field of record 7.
     tampered(
         &f,

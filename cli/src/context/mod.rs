@@ -9,7 +9,6 @@
 //! use keys open the HSM too: in officers mode the local HSM's LMK is unsealed with the
 //! components the officers bring (`--lmk-from`, else `--components-from`, else prompts).
 
-mod no_hsm;
 mod prompt;
 
 use crate::error::{CliError, Result};
@@ -207,16 +206,11 @@ impl Context {
         if self.store_missing() {
             return Err(CliError::NoKms(self.data_dir.display().to_string()));
         }
-        let hsm: Arc<dyn Hsm> = match need {
-            Need::Store => Arc::new(no_hsm::NoHsm::new(self.config.hsm.backend)),
-            Need::Hsm(holders) => self.open_hsm(holders)?,
-        };
-        Ok(Kms::new(self.open_store()?, hsm))
-    }
-
-    /// A KMS over `store` with no HSM: every HSM operation is refused.
-    pub fn store_only(&self, store: Store) -> Kms {
-        Kms::new(store, Arc::new(no_hsm::NoHsm::new(self.config.hsm.backend)))
+        let store = self.open_store()?;
+        Ok(match need {
+            Need::Store => Kms::store_only(store),
+            Need::Hsm(holders) => Kms::new(store, self.open_hsm(holders)?),
+        })
     }
 
     /// Opens the configured HSM; in officers mode `holders` bring the LMK components.

@@ -51,7 +51,7 @@ impl InitArgs {
             write_lab_config(context)?;
         }
         let store = context.open_store()?;
-        let probe = context.store_only(store.clone());
+        let probe = Kms::store_only(store.clone());
         match context.block_on(probe.quorum()) {
             Ok(_) => {
                 return Err(KmsError::AlreadyExists {

@@ -8,6 +8,7 @@
 //! [`KmsError::Unsupported`](crate::KmsError::Unsupported); it never falls back to doing the
 //! operation with a clear key outside the HSM.
 
+pub mod closed;
 pub mod local;
 pub mod pkcs11;
 pub mod remote;
@@ -18,6 +19,7 @@ use ykt_crypto::{Kcv, KcvMethod, Load, Signature};
 use ykt_hsm_sim::shamir::Share;
 use ykt_hsm_sim::{FormedKcvs, KeyAttributes, KeyComponent, TacCheck};
 
+pub use closed::Closed;
 pub use local::LocalHsm;
 pub use pkcs11::Pkcs11Hsm;
 pub use remote::RemoteHsm;
@@ -154,15 +156,18 @@ pub enum ProviderKind {
     Remote,
     /// A PKCS#11 token.
     Pkcs11,
+    /// None: a KMS opened for store-only acts.
+    Closed,
 }
 
 impl ProviderKind {
-    /// Lower-case name (`in-process`, `remote`, `pkcs11`).
+    /// Lower-case name (`in-process`, `remote`, `pkcs11`, `closed`).
     pub const fn name(self) -> &'static str {
         match self {
             Self::InProcess => "in-process",
             Self::Remote => "remote",
             Self::Pkcs11 => "pkcs11",
+            Self::Closed => "closed",
         }
     }
 }

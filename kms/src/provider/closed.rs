@@ -1,45 +1,30 @@
-//! The HSM of commands that only need the store: it refuses every operation. `ykt_kms::Kms`
-//! always holds an HSM, but listing keys or adding a school uses none, and in officers mode
-//! opening the real one would need the officers' LMK components.
+//! No HSM: the provider of a KMS opened for store-only acts ([`crate::Kms::store_only`]).
+//! Listing keys, registering officers or schools and lifecycle changes use no key, and in
+//! officers mode opening the real HSM would need the officers' LMK components. Every HSM
+//! operation is refused; the audit checkpoints of such acts wait for the next act that has
+//! the HSM.
 
+use super::{Custody, GeneratedKey, Hsm, ProviderKind, SignInput, WrappedKey, WriteKey};
+use crate::error::{KmsError, Result};
 use ykt_crypto::{Kcv, KcvMethod, Load, Signature};
 use ykt_hsm_sim::shamir::Share;
 use ykt_hsm_sim::{FormedKcvs, KeyAttributes, KeyComponent, TacCheck};
-use ykt_kms::config::Backend;
-use ykt_kms::provider::{
-    Custody, GeneratedKey, Hsm, ProviderKind, SignInput, WrappedKey, WriteKey,
-};
-use ykt_kms::{KmsError, Result};
 
-/// An HSM that is not open.
-#[derive(Debug)]
-pub struct NoHsm {
-    kind: ProviderKind,
-}
-
-impl NoHsm {
-    /// Stands for the configured backend without opening it.
-    pub fn new(backend: Backend) -> Self {
-        let kind = match backend {
-            Backend::Local => ProviderKind::InProcess,
-            Backend::Remote => ProviderKind::Remote,
-            Backend::Pkcs11 => ProviderKind::Pkcs11,
-        };
-        Self { kind }
-    }
-}
+/// The HSM of a KMS opened without one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Closed;
 
 /// The refusal of every operation.
 fn closed<T>(operation: &'static str) -> Result<T> {
     Err(KmsError::Unsupported {
-        provider: "HSM not opened by this command",
+        provider: "no HSM (store-only)",
         operation,
     })
 }
 
-impl Hsm for NoHsm {
+impl Hsm for Closed {
     fn kind(&self) -> ProviderKind {
-        self.kind
+        ProviderKind::Closed
     }
 
     fn generate_key(&self, _: KeyAttributes) -> Result<GeneratedKey> {
