@@ -41,6 +41,7 @@
 
 use crate::component::{FormedKcvs, KeyComponent, combine};
 use crate::error::{HsmError, Result};
+use crate::shamir::{self, ShamirError, Share};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use std::fmt;
@@ -69,6 +70,26 @@ impl CeremonySecret {
     pub fn from_components(components: &[KeyComponent]) -> Result<(Self, FormedKcvs)> {
         let (key, kcvs) = combine(SymmetricAlgorithm::Aes256, components)?;
         Ok((Self { key }, kcvs))
+    }
+
+    /// A new random secret, split into `count` Shamir shares any `threshold` of which recombine
+    /// it (2 ≤ threshold ≤ count ≤ 16): the LMK under M-of-N custody, no officer ever holding
+    /// the whole secret. Returns the secret and the shares, one per officer.
+    pub fn split_new(threshold: u8, count: u8) -> Result<(Self, Vec<Share>)> {
+        if threshold < 2 || threshold > count || count > crate::engine::MAX_CUSTODIANS {
+            return Err(HsmError::CustodyParameters { threshold, count });
+        }
+        let key = SymmetricKey::generate(SymmetricAlgorithm::Aes256)?;
+        let shares = shamir::split(key.expose_secret(), threshold, count, &mut |out| {
+            ykt_crypto::random::fill(out).map_err(|_| ShamirError::Random)
+        })?;
+        Ok((Self { key }, shares))
+    }
+
+    /// Recombines a secret made by [`CeremonySecret::split_new`] from at least its threshold
+    /// of shares.
+    pub fn from_shares(shares: &[Share]) -> Result<Self> {
+        Self::from_bytes(&shamir::combine(shares)?)
     }
 
     /// Takes the 32 bytes recombined from Shamir shares.
@@ -227,6 +248,25 @@ mod tests {
 
     fn secret(byte: u8) -> CeremonySecret {
         CeremonySecret::from_bytes(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_secret_under_custody_opens_from_any_threshold_of_its_shares() {
+        let (secret, shares) = CeremonySecret::split_new(3, 5).unwrap();
+        let lmk = Lmk::form(&secret).unwrap();
+        let file = lmk.seal(&secret).unwrap();
+        for subset in [[0, 1, 2], [0, 2, 4], [4, 3, 1]] {
+            let chosen: Vec<Share> = subset.iter().map(|&i| shares[i].clone()).collect();
+            let again = CeremonySecret::from_shares(&chosen).unwrap();
+            assert_eq!(again.kcv(), secret.kcv());
+            assert_eq!(Lmk::unseal(&file, &again).unwrap().kcv(), lmk.kcv());
+        }
+        assert!(CeremonySecret::from_shares(&shares[..2]).is_err());
+        assert!(matches!(
+            CeremonySecret::split_new(1, 3),
+            Err(HsmError::CustodyParameters { .. })
+        ));
+        assert!(CeremonySecret::split_new(3, 17).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use ykt_hsm_sim::shamir::Share;
-use ykt_hsm_sim::{CeremonySecret, FormedKcvs, KeyComponent};
+use ykt_hsm_sim::{CeremonySecret, KeyComponent};
 use ykt_kms::ceremony::OfficerComponent;
 use ykt_kms::ceremony_file::CeremonyFile;
 use ykt_kms::config::Config;
@@ -225,28 +225,59 @@ impl Context {
             .open_local_hsm(|| Ok(self.lmk_secret(holders)?.0))
     }
 
-    /// The ceremony secret of the local HSM, formed from the officers' LMK components: the
-    /// LMK ceremony file's components, or one hidden prompt per holder (numbered prompts
-    /// without holders). Returns the check values to show and who brought each component.
+    /// The ceremony secret of the local HSM, from what the officers bring: LMK components
+    /// (XOR, each checked against its printed check value) or custody shares of a secret made
+    /// by `ykt kms init --lmk-threshold`. They come from the LMK ceremony file, or one hidden
+    /// prompt per holder (numbered prompts without holders) that takes a component's hex or a
+    /// share's text. Returns the secret and, per holder, what to show (a component's check
+    /// value, or the share's index).
     pub fn lmk_secret(
         &self,
         holders: &[String],
-    ) -> Result<(CeremonySecret, FormedKcvs, Vec<String>)> {
-        let components = match &self.lmk_from {
-            Some(path) => CeremonyFile::load(path)?.components()?,
+    ) -> Result<(CeremonySecret, Vec<(String, String)>)> {
+        let (components, shares) = match &self.lmk_from {
+            Some(path) => {
+                let file = CeremonyFile::load(path)?;
+                (file.components()?, file.shares()?)
+            }
             None if holders.is_empty() => {
                 let numbered: Vec<String> = (1..=3).map(|n| format!("officer #{n}")).collect();
-                prompt_components(&numbered, "the LMK", 32, "--lmk-from")?
+                prompt_lmk(&numbered)?
             }
-            None => prompt_components(holders, "the LMK", 32, "--lmk-from")?,
+            None => prompt_lmk(holders)?,
         };
-        let parts: Vec<KeyComponent> = components.iter().map(|c| c.component.clone()).collect();
-        let (secret, kcvs) = CeremonySecret::from_components(&parts).map_err(KmsError::from)?;
-        Ok((
-            secret,
-            kcvs,
-            components.into_iter().map(|c| c.officer).collect(),
-        ))
+        match (components.is_empty(), shares.is_empty()) {
+            (false, true) => {
+                let parts: Vec<KeyComponent> =
+                    components.iter().map(|c| c.component.clone()).collect();
+                let (secret, kcvs) =
+                    CeremonySecret::from_components(&parts).map_err(KmsError::from)?;
+                let shown = components
+                    .into_iter()
+                    .zip(&kcvs.components)
+                    .map(|(c, kcv)| (c.officer, kcv.to_string()))
+                    .collect();
+                Ok((secret, shown))
+            }
+            (true, false) => {
+                let (holders, shares): (Vec<String>, Vec<Share>) = shares.into_iter().unzip();
+                let secret = CeremonySecret::from_shares(&shares).map_err(KmsError::from)?;
+                let shown = holders
+                    .into_iter()
+                    .zip(&shares)
+                    .map(|(officer, share)| (officer, format!("share {}", share.index())))
+                    .collect();
+                Ok((secret, shown))
+            }
+            (false, false) => Err(CliError::Input {
+                arg: "LMK",
+                reason: "bring components or custody shares, not both".into(),
+            }),
+            (true, true) => Err(CliError::Input {
+                arg: "LMK",
+                reason: "no LMK component or custody share was brought".into(),
+            }),
+        }
     }
 
     /// The credentials of the officers present: from the ceremony file (every officer in it
@@ -344,6 +375,33 @@ impl Context {
     }
 }
 
+/// Asks each LMK holder for a component (hex, then the check value on its form) or a custody
+/// share (its text), Enter if they bring none.
+fn prompt_lmk(holders: &[String]) -> Result<LmkParts> {
+    let mut components = Vec::new();
+    let mut shares = Vec::new();
+    for holder in holders {
+        let text = hidden(
+            &format!(
+                "LMK component (64 hex digits) or custody share of {holder} (Enter if none): "
+            ),
+            &format!("the LMK component or share of {holder}"),
+            "--lmk-from",
+        )?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        match Share::parse(&text) {
+            Ok(share) => shares.push((holder.clone(), share)),
+            Err(_) => components.push(read_component(holder, &text, "--lmk-from")?),
+        }
+    }
+    Ok((components, shares))
+}
+
+/// What LMK holders bring: components, or shares with who brought each.
+type LmkParts = (Vec<OfficerComponent>, Vec<(String, Share)>);
+
 /// Asks each holder for a component of `what` (`len` bytes of hex, Enter if they bring none)
 /// and the check value printed on its form (Enter to skip); `file_option` gives them from a
 /// ceremony file instead.
@@ -363,31 +421,37 @@ fn prompt_components(
             &format!("the component of {what} from {holder}"),
             file_option,
         )?;
-        let digits: Zeroizing<String> =
-            Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
-        if digits.is_empty() {
+        if text.trim().is_empty() {
             continue;
         }
-        let bytes = Zeroizing::new(
-            hex::decode(digits.as_bytes()).map_err(|_| CliError::Hex("a component is not hex"))?,
-        );
-        let mut component = KeyComponent::new(&bytes);
-        let kcv = hidden(
-            &format!("Check value on the component form of {holder} (Enter to skip): "),
-            &format!("the check value of the component from {holder}"),
-            file_option,
-        )?;
-        let kcv: String = kcv.chars().filter(|c| !c.is_whitespace()).collect();
-        if !kcv.is_empty() {
-            let kcv = hex::decode(&kcv).map_err(|_| CliError::Hex("a check value is not hex"))?;
-            component = component.with_expected_kcv(&kcv);
-        }
-        components.push(OfficerComponent {
-            officer: holder.clone(),
-            component,
-        });
+        components.push(read_component(holder, &text, file_option)?);
     }
     Ok(components)
+}
+
+/// The component `text` (hex) of `holder`, with the check value printed on its form, asked
+/// at a hidden prompt (Enter to skip).
+fn read_component(holder: &str, text: &str, file_option: &str) -> Result<OfficerComponent> {
+    let digits: Zeroizing<String> =
+        Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
+    let bytes = Zeroizing::new(
+        hex::decode(digits.as_bytes()).map_err(|_| CliError::Hex("a component is not hex"))?,
+    );
+    let mut component = KeyComponent::new(&bytes);
+    let kcv = hidden(
+        &format!("Check value on the component form of {holder} (Enter to skip): "),
+        &format!("the check value of the component from {holder}"),
+        file_option,
+    )?;
+    let kcv: String = kcv.chars().filter(|c| !c.is_whitespace()).collect();
+    if !kcv.is_empty() {
+        let kcv = hex::decode(&kcv).map_err(|_| CliError::Hex("a check value is not hex"))?;
+        component = component.with_expected_kcv(&kcv);
+    }
+    Ok(OfficerComponent {
+        officer: holder.to_owned(),
+        component,
+    })
 }
 
 /// Creates `path` (which must not exist) with `bytes` and permission `mode`, and syncs it.

@@ -11,12 +11,16 @@
 //! Everything the officers type is asked before the HSM is created; if initialisation fails
 //! all the same, an HSM directory made by this run is removed, so the command can be run again.
 
+use crate::ceremony::{prepare_shares_dir, write_shares};
 use crate::context::{Context, private_dir, write_new};
 use crate::error::{CliError, Result};
 use crate::output::{Output, Record, Report, Value};
 use crate::time::format_ms;
 use clap::Args;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use ykt_hsm_sim::CeremonySecret;
+use ykt_kms::ceremony::IssuedShare;
 use ykt_kms::config::{Backend, Unlock};
 use ykt_kms::{Credential, Hsm, InitRequest, Kms, KmsError, NewOfficer};
 
@@ -36,6 +40,20 @@ pub struct InitArgs {
     /// a password; in officers mode, 2 or 3 of them bring the LMK components.
     #[arg(long = "officer", value_name = "NAME[=DISPLAY NAME]", required = true)]
     officers: Vec<String>,
+    /// Put the LMK under M-of-N custody instead of components: the HSM makes a random secret
+    /// and splits it into one share per `--lmk-custodian`, any M of whom unseal the HSM.
+    #[arg(long, value_name = "M", requires_all = ["lmk_custodians", "shares_out"])]
+    lmk_threshold: Option<u8>,
+    /// An officer who keeps a share of the LMK secret (repeat; with --lmk-threshold).
+    #[arg(
+        long = "lmk-custodian",
+        value_name = "NAME",
+        requires = "lmk_threshold"
+    )]
+    lmk_custodians: Vec<String>,
+    /// Where the LMK shares go: one file per custodian, mode 0600, never replaced.
+    #[arg(long, value_name = "DIR", requires = "lmk_threshold")]
+    shares_out: Option<PathBuf>,
     /// Lab mode: when no configuration file exists, write one with `[hsm] unlock = "lab"`.
     /// The LMK's secret is then kept in the data directory: for labs and demos only.
     #[arg(long)]
@@ -79,21 +97,29 @@ impl InitArgs {
         let hsm_dir = config.hsm_dir();
         let fresh_hsm_dir = config.hsm.backend == Backend::Local && !hsm_dir.exists();
         let mut components = Vec::new();
+        let mut share_files = Vec::new();
         let mut secret_kcv = None;
         let (hsm, lmk_kcv): (Arc<dyn Hsm>, Option<String>) =
             match (config.hsm.backend, config.hsm.unlock) {
                 (Backend::Local, Unlock::Officers) => {
-                    let (secret, kcvs, holders) = context.lmk_secret(&names)?;
-                    components = holders
-                        .into_iter()
-                        .zip(&kcvs.components)
-                        .map(|(officer, kcv)| {
-                            Record::new()
-                                .with("officer", officer)
-                                .with("kcv", kcv.to_string())
-                        })
-                        .collect();
-                    secret_kcv = Some(kcvs.combined.to_string());
+                    let secret = match (self.lmk_threshold, &self.shares_out) {
+                        (Some(threshold), Some(dir)) => {
+                            let (secret, files) = self.split_lmk(threshold, dir, &names)?;
+                            share_files = files;
+                            secret
+                        }
+                        _ => {
+                            let (secret, shown) = context.lmk_secret(&names)?;
+                            components = shown
+                                .into_iter()
+                                .map(|(officer, kcv)| {
+                                    Record::new().with("officer", officer).with("kcv", kcv)
+                                })
+                                .collect();
+                            secret
+                        }
+                    };
+                    secret_kcv = Some(secret.kcv().to_string());
                     let hsm = config.create_local_hsm(&secret)?;
                     let kcv = hsm.lmk_kcv().to_string();
                     (Arc::new(hsm), Some(kcv))
@@ -140,10 +166,65 @@ impl InitArgs {
                 .with("lmk_kcv", info.lmk_kcv)
                 .with("signing_public_key", info.signing_public_key)
                 .with("initialised_at", format_ms(info.initialised_at))
-                .with("lmk_components", Value::Records(components)),
+                .with("lmk_components", Value::Records(components))
+                .with("lmk_share_files", Value::list(share_files)),
         )))
     }
 }
+
+impl InitArgs {
+    /// `--lmk-threshold`: a new LMK secret split among the LMK custodians, every one a first
+    /// officer, their shares written to `dir`; returns the secret and the share files.
+    fn split_lmk(
+        &self,
+        threshold: u8,
+        dir: &Path,
+        officers: &[String],
+    ) -> Result<(CeremonySecret, Vec<String>)> {
+        if let Some(stranger) = self.lmk_custodians.iter().find(|c| !officers.contains(c)) {
+            return Err(CliError::Input {
+                arg: "--lmk-custodian",
+                reason: format!("`{stranger}` is not among the first officers"),
+            });
+        }
+        let mut distinct = self.lmk_custodians.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != self.lmk_custodians.len() {
+            return Err(CliError::Input {
+                arg: "--lmk-custodian",
+                reason: "an officer may hold only one share of the LMK".into(),
+            });
+        }
+        let count = u8::try_from(self.lmk_custodians.len()).unwrap_or(u8::MAX);
+        let planned: Vec<(String, String, u8)> = self
+            .lmk_custodians
+            .iter()
+            .map(|c| (c.clone(), LMK_SHARE_NAME.to_owned(), 1))
+            .collect();
+        prepare_shares_dir(dir, &planned)?;
+        let (secret, shares) =
+            CeremonySecret::split_new(threshold, count).map_err(KmsError::from)?;
+        let kcv = secret.kcv().to_string();
+        let issued: Vec<IssuedShare> = self
+            .lmk_custodians
+            .iter()
+            .zip(shares)
+            .map(|(officer, share)| IssuedShare {
+                officer: officer.clone(),
+                key_id: LMK_SHARE_NAME.into(),
+                version: 1,
+                index: share.index(),
+                text: share.to_text(),
+                kek_kcv: kcv.clone(),
+            })
+            .collect();
+        Ok((secret, write_shares(dir, &issued)?))
+    }
+}
+
+/// The key name in LMK share files.
+const LMK_SHARE_NAME: &str = "lmk";
 
 /// `--lab`: writes `[hsm] unlock = "lab"` to the configuration file if there is none, and
 /// refuses a configuration that is not in lab mode.

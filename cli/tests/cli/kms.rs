@@ -868,3 +868,111 @@ fn lab_flag_writes_the_configuration_and_hsm_serve_answers_its_clients() {
     assert_eq!(served["lmk_kcv"], init["lmk_kcv"]);
     assert_eq!(served["clients"][0], "kms-1");
 }
+
+/// Runs `ykt --json ARGS... --data-dir DATA --components-from OFFICERS [--lmk-from LMK]` in
+/// officers mode (the LMK unsealed by what the officers bring), with no terminal.
+fn run_officers_mode(bureau: &Bureau, lmk: Option<&Path>, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ykt"));
+    command
+        .arg("--json")
+        .args(args)
+        .arg("--data-dir")
+        .arg(bureau.data())
+        .arg("--components-from")
+        .arg(&bureau.ceremony)
+        .env("YKT_HSM_UNLOCK", "officers")
+        .env_remove("YKT_DATA_DIR")
+        .env_remove("YKT_DATABASE_URL")
+        .env_remove("YKT_HSM")
+        .stdin(Stdio::null());
+    if let Some(lmk) = lmk {
+        command.arg("--lmk-from").arg(lmk);
+    }
+    let output = command.output().expect("run ykt");
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+#[test]
+fn an_lmk_under_custody_unseals_with_any_two_of_three_shares() {
+    let bureau = Bureau::new("lmk-custody");
+    let shares = bureau.path("lmk-shares");
+    let mut init = vec![
+        "kms",
+        "init",
+        "--bureau-code",
+        "330100",
+        "--bureau-name",
+        "Hangzhou Education Bureau",
+        "--quorum",
+        "3",
+        "--lmk-threshold",
+        "2",
+        "--shares-out",
+        shares.to_str().unwrap(),
+    ];
+    for officer in OFFICERS {
+        init.extend(["--officer", officer]);
+    }
+    for custodian in ["alice", "bob", "carol"] {
+        init.extend(["--lmk-custodian", custodian]);
+    }
+    let run = run_officers_mode(&bureau, None, &init);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["lmk_share_files"].as_array().unwrap().len(), 3);
+    // Each custodian's share, read from its file: never in the output.
+    let share_of = |officer: &str| -> String {
+        let path = shares.join(format!("{officer}-lmk-v1.share"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().find(|l| l.starts_with("share = ")).unwrap();
+        line["share = ".len()..].trim_matches('"').to_owned()
+    };
+    for officer in ["alice", "bob", "carol"] {
+        let share = share_of(officer);
+        assert!(!run.stdout.contains(&share) && !run.stderr.contains(&share));
+    }
+    let lmk_file = |holders: &[&str]| -> PathBuf {
+        let path = bureau.path(&format!("lmk-{}.toml", holders.join("-")));
+        let text: String = holders
+            .iter()
+            .map(|o| format!("[[officer]]\nname = \"{o}\"\nshare = \"{}\"\n", share_of(o)))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let generate = [
+        "ceremony",
+        "generate",
+        "--template",
+        "tac",
+        "--alg",
+        "sm4",
+        "--officer",
+        "alice",
+        "--officer",
+        "bob",
+        "--officer",
+        "carol",
+    ];
+    // Two of the three shares unseal the HSM; one does not, and changes nothing.
+    let one = run_officers_mode(&bureau, Some(&lmk_file(&["carol"])), &generate);
+    assert_ne!(one.code, 0, "one share unsealed the LMK");
+    let two = run_officers_mode(&bureau, Some(&lmk_file(&["carol", "alice"])), &generate);
+    assert_eq!(two.code, 0, "{}", two.stderr);
+    let made: Value = serde_json::from_str(&two.stdout).unwrap();
+    assert_eq!(made["key_id"], "tac-sm4", "{made}");
+    let verify = run_officers_mode(
+        &bureau,
+        Some(&lmk_file(&["bob", "carol"])),
+        &["audit", "verify"],
+    );
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    let verified: Value = serde_json::from_str(&verify.stdout).unwrap();
+    assert_eq!(verified["intact"], true);
+}
