@@ -10,13 +10,15 @@
 //! attributes travel in clear (the KMS may read them) but are authenticated: a blob whose usage,
 //! mode, exportability or version was changed, or whose any byte was corrupted, does not open.
 //! Nonces are random (96 bits): one LMK may seal about 2^32 blobs before the collision bound
-//! calls for a new LMK.
+//! calls for a new LMK. They are drawn from the operating system's CSPRNG in batches
+//! ([`NoncePool`]), each byte handed out once, so a seal costs no system call.
 
 use crate::attributes::KeyAttributes;
 use crate::error::{HsmError, Result};
 use crate::lmk::Lmk;
 use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use zeroize::Zeroizing;
 
 const HEADER_LEN: usize = 1 + KeyAttributes::ENCODED_LEN;
@@ -30,6 +32,35 @@ pub(crate) const ID_LEN: usize = NONCE_LEN + TAG_LEN;
 /// What identifies one sealed blob: its random nonce and its AES-GCM tag, both already in the
 /// blob, so identifying it costs a copy and no hash.
 pub(crate) type BlobId = [u8; ID_LEN];
+
+/// Random bytes from the operating system, fetched a batch at a time and handed out as nonces,
+/// each byte once. Nonces need to be unique and unpredictable, not secret.
+struct NoncePool {
+    bytes: [u8; NONCE_POOL_LEN],
+    next: usize,
+}
+
+/// Nonces fetched per system call.
+const NONCE_POOL_LEN: usize = NONCE_LEN * 341;
+
+static NONCES: Mutex<NoncePool> = Mutex::new(NoncePool {
+    bytes: [0; NONCE_POOL_LEN],
+    next: NONCE_POOL_LEN,
+});
+
+/// A fresh random nonce.
+fn fresh_nonce() -> Result<[u8; NONCE_LEN]> {
+    let mut pool = NONCES.lock().unwrap_or_else(PoisonError::into_inner);
+    if pool.next == NONCE_POOL_LEN {
+        ykt_crypto::random::fill(&mut pool.bytes)?;
+        pool.next = 0;
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    let start = pool.next;
+    nonce.copy_from_slice(&pool.bytes[start..start + NONCE_LEN]);
+    pool.next += NONCE_LEN;
+    Ok(nonce)
+}
 
 /// A buffer for an opened secret and its tag, wiped on drop.
 pub(crate) type OpenBuffer = Zeroizing<[u8; MAX_SECRET_LEN + TAG_LEN]>;
@@ -100,7 +131,7 @@ impl KeyBlob {
         let mut bytes = Vec::with_capacity(Self::len_for(&attributes));
         bytes.push(Self::FORMAT_VERSION);
         bytes.extend_from_slice(&attributes.to_bytes());
-        let nonce = ykt_crypto::random::bytes::<NONCE_LEN>()?;
+        let nonce = fresh_nonce()?;
         bytes.extend_from_slice(&nonce);
         let mut body = open_buffer();
         let body = &mut body[..secret.len()];

@@ -239,19 +239,21 @@ pub struct Hsm {
     destroyed: RwLock<HashSet<BlobId>>,
     /// Where they are persisted, if anywhere. Held while a destruction is recorded.
     log: Mutex<Option<DestroyedLog>>,
-    /// Signing keys kept open, by their whole blob ([`Hsm::signer`]).
-    signers: RwLock<HashMap<Vec<u8>, Arc<Signer>>>,
+    /// Master and signing keys kept open, by their whole blob ([`Hsm::kept_open`]).
+    opened: RwLock<HashMap<Vec<u8>, Arc<OpenedKey>>>,
 }
 
-/// An opened signing key: building one from its scalar costs a scalar multiplication (the
-/// public key), as much as a signature, so the engine keeps a few open.
-enum Signer {
+/// A key kept open: a master (derive mode) used for every card of a region or school, or a
+/// signing key, whose building from its scalar costs a scalar multiplication (the public
+/// key), as much as a signature.
+enum OpenedKey {
+    Master(SymmetricKey),
     Sm2(Sm2PrivateKey),
     P256(P256PrivateKey),
 }
 
-/// The most signing keys kept open; the set is emptied when it is full.
-const MAX_OPEN_SIGNERS: usize = 64;
+/// The most keys kept open; the set is emptied (and the keys wiped) when it is full.
+const MAX_OPENED: usize = 256;
 
 impl fmt::Debug for Hsm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -302,7 +304,7 @@ impl Hsm {
             lmk,
             destroyed: RwLock::new(HashSet::new()),
             log: Mutex::new(None),
-            signers: RwLock::new(HashMap::new()),
+            opened: RwLock::new(HashMap::new()),
         }
     }
 
@@ -316,7 +318,7 @@ impl Hsm {
             lmk,
             destroyed: RwLock::new(destroyed),
             log: Mutex::new(Some(log)),
-            signers: RwLock::new(HashMap::new()),
+            opened: RwLock::new(HashMap::new()),
         })
     }
 
@@ -341,7 +343,7 @@ impl Hsm {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id);
-        self.signers
+        self.opened
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(blob.as_bytes());
@@ -721,17 +723,19 @@ impl Hsm {
 
     /// Signs `message` with an SM2 key as signer `id` (GB/T 32918.2, ZA from `id`).
     pub fn sign_sm2(&self, blob: &KeyBlob, id: &[u8], message: &[u8]) -> Result<Signature> {
-        match &*self.signer(blob, KeyAlgorithm::Sm2)? {
-            Signer::Sm2(key) => Ok(key.sign(id, message)?),
-            Signer::P256(_) => Err(forbidden("signing", "the key is of another algorithm")),
+        check_signing(blob.attributes(), KeyAlgorithm::Sm2)?;
+        match &*self.kept_open(blob)? {
+            OpenedKey::Sm2(key) => Ok(key.sign(id, message)?),
+            _ => Err(forbidden("signing", "the key is of another algorithm")),
         }
     }
 
     /// Signs `message` with a P-256 key (ECDSA with SHA-256).
     pub fn sign_p256(&self, blob: &KeyBlob, message: &[u8]) -> Result<Signature> {
-        match &*self.signer(blob, KeyAlgorithm::P256)? {
-            Signer::P256(key) => Ok(key.sign(message)?),
-            Signer::Sm2(_) => Err(forbidden("signing", "the key is of another algorithm")),
+        check_signing(blob.attributes(), KeyAlgorithm::P256)?;
+        match &*self.kept_open(blob)? {
+            OpenedKey::P256(key) => Ok(key.sign(message)?),
+            _ => Err(forbidden("signing", "the key is of another algorithm")),
         }
     }
 
@@ -770,42 +774,55 @@ impl Hsm {
         KeyBlob::seal(&self.lmk, attributes, key.expose_secret())
     }
 
+    /// Opens a symmetric key; masters (derive mode) are kept open ([`Hsm::kept_open`]).
     fn open_symmetric(&self, blob: &KeyBlob, operation: &'static str) -> Result<SymmetricKey> {
         let algorithm: SymmetricAlgorithm = blob
             .attributes()
             .algorithm()
             .symmetric()
             .ok_or(forbidden(operation, "the key is asymmetric"))?;
+        if blob.attributes().modes().contains(Modes::DERIVE) {
+            return match &*self.kept_open(blob)? {
+                OpenedKey::Master(key) => Ok(key.clone()),
+                _ => Err(forbidden(operation, "the key is asymmetric")),
+            };
+        }
         let mut buffer = open_buffer();
         let secret = self.open_blob(blob, &mut buffer)?;
         Ok(SymmetricKey::new(algorithm, secret)?)
     }
 
-    /// The opened signing key of `blob`, once its attributes allow signing with `algorithm`.
+    /// The opened form of a master or signing key blob, kept for its next use.
     ///
     /// Kept keys are found by the whole blob: a blob reaches the set only after it
     /// authenticated under the LMK, and a byte-identical blob is the same key with the same
-    /// attributes. A destroyed blob is refused before the set is looked at.
-    fn signer(&self, blob: &KeyBlob, algorithm: KeyAlgorithm) -> Result<Arc<Signer>> {
-        check_signing(blob.attributes(), algorithm)?;
-        if let Some(signer) = read(&self.signers).get(blob.as_bytes()) {
+    /// attributes. A destroyed blob is refused before the set is looked at. Callers check the
+    /// attributes first.
+    fn kept_open(&self, blob: &KeyBlob) -> Result<Arc<OpenedKey>> {
+        if let Some(opened) = read(&self.opened).get(blob.as_bytes()) {
             if read(&self.destroyed).contains(&blob.id()) {
                 return Err(HsmError::Destroyed);
             }
-            return Ok(Arc::clone(signer));
+            return Ok(Arc::clone(opened));
         }
         let mut buffer = open_buffer();
         let secret = self.open_blob(blob, &mut buffer)?;
-        let signer = Arc::new(match algorithm {
-            KeyAlgorithm::Sm2 => Signer::Sm2(Sm2PrivateKey::from_bytes(secret)?),
-            _ => Signer::P256(P256PrivateKey::from_bytes(secret)?),
+        let opened = Arc::new(match blob.attributes().algorithm() {
+            KeyAlgorithm::Sm2 => OpenedKey::Sm2(Sm2PrivateKey::from_bytes(secret)?),
+            KeyAlgorithm::P256 => OpenedKey::P256(P256PrivateKey::from_bytes(secret)?),
+            algorithm => OpenedKey::Master(SymmetricKey::new(
+                algorithm
+                    .symmetric()
+                    .ok_or(HsmError::MalformedBlob("unknown algorithm"))?,
+                secret,
+            )?),
         });
-        let mut signers = self.signers.write().unwrap_or_else(PoisonError::into_inner);
-        if signers.len() >= MAX_OPEN_SIGNERS {
-            signers.clear();
+        let mut kept = self.opened.write().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= MAX_OPENED {
+            kept.clear();
         }
-        signers.insert(blob.as_bytes().to_vec(), Arc::clone(&signer));
-        Ok(signer)
+        kept.insert(blob.as_bytes().to_vec(), Arc::clone(&opened));
+        Ok(opened)
     }
 
     /// Opens `blob` under the LMK into `buffer`, unless it was destroyed: the one place where
