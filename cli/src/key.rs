@@ -315,7 +315,7 @@ impl CompromisedArgs {
 /// Arguments of `ykt key alias`.
 #[derive(Args)]
 pub struct AliasArgs {
-    /// The alias (letters, digits, `-_./`).
+    /// The alias: `alias/` then letters, digits and `-_./` (aliases never take a key ID's name).
     alias: String,
     /// The key it points at (ID or alias).
     key: String,

@@ -697,9 +697,12 @@ impl Kms {
         Ok(package)
     }
 
-    /// Destroys a key: every version is destroyed in the HSM and its wrapped form and custody
-    /// backup are erased from the store; the key's record and history remain. Only a
-    /// pre-active, deactivated or compromised key can be destroyed. Needs the quorum.
+    /// Destroys a key. First the decision is committed and audited (state `destroyed`,
+    /// custody backups, aliases and custodians erased): from then on the key is refused for
+    /// everything. Then every version is destroyed in the HSM, and the wrapped forms are
+    /// erased from the store (audited as `key.erase`); if the HSM fails, they stay for the
+    /// next `destroy_key` of the same key to finish. The key's record and history remain. Only
+    /// a pre-active, deactivated or compromised key can be destroyed. Needs the quorum.
     pub async fn destroy_key(
         &self,
         approvals: &[Credential],
@@ -710,18 +713,79 @@ impl Kms {
         let actors = self
             .approve(approvals, self.quorum().await?, "ceremony destroy")
             .await?;
-        if !key.state.may_become(KeyState::Destroyed) {
-            let why = format!(
-                "a {} key cannot be destroyed; deactivate it first",
-                key.state
-            );
-            self.audit_refusal(actors, "ceremony destroy", &format!("key:{}", key.id), &why)
-                .await?;
-            return Err(KmsError::KeyState {
-                key: key.id,
-                reason: why,
-            });
+        let object = format!("key:{}", key.id);
+        if key.state != KeyState::Destroyed {
+            if !key.state.may_become(KeyState::Destroyed) {
+                let why = format!(
+                    "a {} key cannot be destroyed; deactivate it first",
+                    key.state
+                );
+                self.audit_refusal(actors, "ceremony destroy", &object, &why)
+                    .await?;
+                return Err(KmsError::KeyState {
+                    key: key.id,
+                    reason: why,
+                });
+            }
+            // First the decision, audited: from here on the key is refused for everything.
+            let now = now_ms();
+            let mut tx = self.store().begin().await?;
+            let changed = sqlx::query(
+                "UPDATE keys SET state = 'destroyed', state_at = $1, state_reason = $2 \
+                 WHERE id = $3 AND state = $4",
+            )
+            .bind(now)
+            .bind(reason)
+            .bind(&key.id)
+            .bind(key.state.name())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                return Err(KmsError::KeyState {
+                    key: key.id,
+                    reason: "changed concurrently; try again".into(),
+                });
+            }
+            sqlx::query(
+                "UPDATE key_versions SET custody_block = NULL, state = 'destroyed', state_at = $1 \
+                 WHERE key_id = $2",
+            )
+            .bind(now)
+            .bind(&key.id)
+            .execute(&mut *tx)
+            .await?;
+            for table in ["aliases", "custodians"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE key_id = $1"))
+                    .bind(&key.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            record_transition(
+                &mut tx,
+                &key.id,
+                None,
+                key.state.name(),
+                "destroyed",
+                reason,
+                &actors,
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                &AuditRecord {
+                    actors: actors.clone(),
+                    act: "ceremony.destroy".into(),
+                    object: object.clone(),
+                    result: "ok".into(),
+                    detail: json!({ "from": key.state.name(), "reason": reason }),
+                },
+            )
+            .await?;
+            tx.commit().await?;
         }
+        // Then the HSM, version by version; a failure leaves the wrapped forms in the store
+        // (refused by the key's state) for the next `destroy` to finish.
         let versions = sqlx::query(
             "SELECT version, attributes, wrapped FROM key_versions \
              WHERE key_id = $1 AND wrapped IS NOT NULL",
@@ -729,60 +793,48 @@ impl Kms {
         .bind(&key.id)
         .fetch_all(self.store().pool())
         .await?;
+        let mut destroyed = Vec::with_capacity(versions.len());
         for row in &versions {
+            let version: i64 = row.try_get("version")?;
             let attributes: Vec<u8> = row.try_get("attributes")?;
             let wrapped: Vec<u8> = row.try_get("wrapped")?;
             let wrapped =
                 crate::provider::WrappedKey::new(KeyAttributes::from_bytes(&attributes)?, wrapped);
-            self.hsm().destroy_key(&wrapped)?;
+            match self.hsm().destroy_key(&wrapped) {
+                // A token object already gone was destroyed by an earlier attempt.
+                Ok(()) | Err(KmsError::NotFound { .. }) => destroyed.push(version),
+                Err(error) => {
+                    self.audit_refusal(
+                        actors,
+                        "ceremony destroy",
+                        &object,
+                        &format!("the HSM did not destroy version {version}: {error}"),
+                    )
+                    .await?;
+                    return Err(error);
+                }
+            }
         }
-        let now = now_ms();
         let mut tx = self.store().begin().await?;
-        sqlx::query(
-            "UPDATE key_versions SET wrapped = NULL, custody_block = NULL, state = 'destroyed', \
-             state_at = $1 WHERE key_id = $2",
-        )
-        .bind(now)
-        .bind(&key.id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE keys SET state = 'destroyed', state_at = $1, state_reason = $2 WHERE id = $3",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(&key.id)
-        .execute(&mut *tx)
-        .await?;
-        for table in ["aliases", "custodians"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE key_id = $1"))
-                .bind(&key.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        record_transition(
-            &mut tx,
-            &key.id,
-            None,
-            key.state.name(),
-            "destroyed",
-            reason,
-            &actors,
-        )
-        .await?;
+        sqlx::query("UPDATE key_versions SET wrapped = NULL WHERE key_id = $1")
+            .bind(&key.id)
+            .execute(&mut *tx)
+            .await?;
         audit::append(
             &mut tx,
             &AuditRecord {
                 actors,
-                act: "ceremony.destroy".into(),
-                object: format!("key:{}", key.id),
+                act: "key.erase".into(),
+                object,
                 result: "ok".into(),
-                detail: json!({ "from": key.state.name(), "versions": versions.len(), "reason": reason }),
+                detail: json!({ "versions_destroyed_in_hsm": destroyed }),
             },
         )
         .await?;
         tx.commit().await?;
-        self.store().checkpoint_wal().await?;
+        if let Err(error) = self.store().checkpoint_wal().await {
+            tracing::warn!(%error, "the write-ahead log could not be folded in after a destruction");
+        }
         self.checkpoint_after_act().await;
         Ok(())
     }

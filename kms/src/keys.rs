@@ -18,6 +18,9 @@ use sqlx::{Any, Row, Transaction};
 use ykt_crypto::{Kcv, KcvMethod};
 use ykt_hsm_sim::{KeyAlgorithm, KeyAttributes};
 
+/// What every alias begins with: aliases and key IDs never collide.
+pub const ALIAS_PREFIX: &str = "alias/";
+
 /// One version of a key, as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionInfo {
@@ -71,7 +74,7 @@ pub struct KeyInfo {
     pub state_reason: String,
     /// The version new cards get.
     pub current_version: u8,
-    /// The oldest version still usable.
+    /// The oldest active version (a retired version is refused whatever its number).
     pub min_version: u8,
     /// Custody threshold and custodian count, if the key has custodians.
     pub custody: Option<(u8, u8)>,
@@ -297,16 +300,22 @@ pub(crate) struct KeyRow {
 }
 
 impl Kms {
-    /// Resolves a key ID or alias to the key ID.
+    /// Resolves a key ID or alias to the key ID. Aliases live in their own namespace (they
+    /// begin with [`ALIAS_PREFIX`], key IDs never do), so an alias can never stand for a key
+    /// ID that a ceremony computes from a template.
     pub async fn resolve(&self, id_or_alias: &str) -> Result<String> {
+        if !id_or_alias.starts_with(ALIAS_PREFIX) {
+            return Ok(id_or_alias.to_owned());
+        }
         let alias = sqlx::query("SELECT key_id FROM aliases WHERE alias = $1")
             .bind(id_or_alias)
             .fetch_optional(self.store().pool())
-            .await?;
-        match alias {
-            Some(row) => Ok(row.try_get("key_id")?),
-            None => Ok(id_or_alias.to_owned()),
-        }
+            .await?
+            .ok_or_else(|| KmsError::NotFound {
+                kind: "alias",
+                id: id_or_alias.to_owned(),
+            })?;
+        Ok(alias.try_get("key_id")?)
     }
 
     pub(crate) async fn key_row(&self, id_or_alias: &str) -> Result<KeyRow> {
@@ -370,6 +379,17 @@ impl Kms {
         .fetch_optional(self.store().pool())
         .await?
         .ok_or_else(|| state_error(&key.id, format!("no version {version}")))?;
+        let version_state: String = row.try_get("state")?;
+        match version_state.as_str() {
+            "active" => {}
+            "retired" if purpose == Purpose::Verify => {}
+            other => {
+                return Err(state_error(
+                    &key.id,
+                    format!("version {version} is {other}"),
+                ));
+            }
+        }
         let wrapped: Option<Vec<u8>> = row.try_get("wrapped")?;
         let wrapped = wrapped.ok_or_else(|| state_error(&key.id, "destroyed"))?;
         let attributes: Vec<u8> = row.try_get("attributes")?;
@@ -637,23 +657,27 @@ impl Kms {
         Ok(())
     }
 
-    /// Points `alias` at a key (one officer). An alias names one key at a time; pointing it
-    /// elsewhere is recorded like any other change.
+    /// Points `alias` (`alias/NAME`) at a key (one officer). An alias names one key at a
+    /// time; pointing it elsewhere is recorded like any other change. Ceremonies never
+    /// resolve the key IDs they compute through aliases.
     pub async fn set_alias(
         &self,
         approval: &crate::officers::Credential,
         alias: &str,
         id_or_alias: &str,
     ) -> Result<()> {
-        if alias.is_empty()
+        let name = alias.strip_prefix(ALIAS_PREFIX).unwrap_or_default();
+        if name.is_empty()
             || alias.len() > 64
-            || !alias
+            || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
         {
             return Err(KmsError::InvalidInput {
                 field: "alias",
-                reason: "1 to 64 characters of letters, digits and `-_./`".into(),
+                reason: format!(
+                    "`{ALIAS_PREFIX}` then letters, digits and `-_./`, 64 characters at most"
+                ),
             });
         }
         let key = self.key_row(id_or_alias).await?;

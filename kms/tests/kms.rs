@@ -652,7 +652,7 @@ async fn audit_tampering_is_detected(f: Fixture) {
     assert!(report.is_intact(), "{report:?}");
     assert_eq!((report.records, report.last_checkpoint), (last + 1, last));
     f.kms
-        .set_alias(&creds(&["erin"])[0], "purchase/live", "purchase-sm4")
+        .set_alias(&creds(&["erin"])[0], "alias/purchase-live", "purchase-sm4")
         .await
         .unwrap();
     let report = f.kms.verify_audit().await.unwrap();
@@ -887,12 +887,38 @@ async fn rotation_keeps_cards_on_old_versions_working(f: Fixture) {
     f.kms.wrapped(&id, Some(1), Purpose::Verify).await.unwrap();
     let info = f.kms.key(&id).await.unwrap();
     assert_eq!((info.current_version, info.min_version), (2, 2));
-    // Aliases follow the key.
+    // A retired version between active ones stays refused.
+    f.kms.rotate_key(&three, &id).await.unwrap();
+    f.kms.rotate_key(&three, &id).await.unwrap();
     f.kms
-        .set_alias(&creds(&["dave"])[0], "purchase/current", &id)
+        .retire_version(&three, &id, 3, "batch recalled")
         .await
         .unwrap();
-    assert_eq!(f.kms.key("purchase/current").await.unwrap().id, id);
+    assert!(f.kms.wrapped(&id, Some(3), Purpose::Use).await.is_err());
+    f.kms.wrapped(&id, Some(2), Purpose::Use).await.unwrap();
+    f.kms.wrapped(&id, Some(3), Purpose::Verify).await.unwrap();
+    // Aliases follow the key.
+    f.kms
+        .set_alias(&creds(&["dave"])[0], "alias/purchase-current", &id)
+        .await
+        .unwrap();
+    assert_eq!(f.kms.key("alias/purchase-current").await.unwrap().id, id);
+    // Aliases have their own namespace: none can take a key ID's name.
+    for shadow in [
+        "purchase-sm4",
+        "transport-sm4-2133010601",
+        "alias/",
+        "alias/a b",
+    ] {
+        assert!(
+            f.kms
+                .set_alias(&creds(&["dave"])[0], shadow, &id)
+                .await
+                .is_err(),
+            "{shadow}"
+        );
+    }
+    assert!(f.kms.key("alias/nothing").await.is_err());
     assert!(f.kms.verify_audit().await.unwrap().is_intact());
 }
 

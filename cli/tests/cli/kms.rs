@@ -718,18 +718,25 @@ fn every_kms_command_prints_one_json_line() {
     );
     assert_eq!(recovered["check"], generated["check"]);
 
-    let aliased = bureau.json(&["key", "alias", "dlk", "load-3des", "--officer", "alice"]);
+    let aliased = bureau.json(&[
+        "key",
+        "alias",
+        "alias/dlk",
+        "load-3des",
+        "--officer",
+        "alice",
+    ]);
     assert_eq!(aliased["key_id"], "load-3des");
-    let kcv = bureau.json(&["key", "kcv", "dlk"]);
+    let kcv = bureau.json(&["key", "kcv", "alias/dlk"]);
     assert_eq!(kcv["kcv"], generated["check"]);
     assert_eq!(kcv["matches_stored"], true);
-    let cmac = bureau.json(&["key", "kcv", "dlk", "--method", "cmac"]);
+    let cmac = bureau.json(&["key", "kcv", "alias/dlk", "--method", "cmac"]);
     assert_eq!(cmac["method"], "cmac");
     assert_eq!(cmac["matches_stored"], Value::Null);
     let compromised = bureau.json(&[
         "key",
         "compromised",
-        "dlk",
+        "alias/dlk",
         "--reason",
         "component form lost",
         "--officer",
