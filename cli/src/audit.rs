@@ -1,6 +1,6 @@
-//! `ykt audit`: the SM3-chained audit log and its SM2-signed checkpoints. Verification opens
-//! the HSM, which gives the signing public keys from the stored wrapped keys, so a store
-//! rewritten by someone without the HSM is caught.
+//! `ykt audit`: the SM3-chained audit log and its signed checkpoints (SM2, or P-256 on a
+//! PKCS#11 token). Verification opens the HSM, which gives the signing public keys from the
+//! stored wrapped keys, so a store rewritten by someone without the HSM is caught.
 
 use crate::context::{Context, GroupCommand, Need};
 use crate::error::{CliError, Result};
@@ -56,6 +56,7 @@ impl VerifyArgs {
                     .with("records", report.records)
                     .with("checkpoints", report.checkpoints)
                     .with("last_checkpoint", report.last_checkpoint)
+                    .with("unsigned", report.unsigned)
                     .with("fault_seq", seq)
                     .with("fault_reason", reason),
             ),

@@ -13,7 +13,7 @@
 //! the store alone.
 
 use crate::error::{KmsError, Result};
-use crate::kms::{KMS_SIGNER_ID, Kms};
+use crate::kms::Kms;
 use crate::store::{Store, now_ms};
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -74,6 +74,9 @@ pub struct AuditReport {
     pub checkpoints: u64,
     /// Sequence number of the last verified checkpoint (0: none).
     pub last_checkpoint: u64,
+    /// Records after the last checkpoint: hash-chained, not yet signed (the acts of a
+    /// store-only KMS, until the next act with the HSM).
+    pub unsigned: u64,
     /// The first fault, if any.
     pub fault: Option<AuditFault>,
 }
@@ -113,16 +116,65 @@ pub fn record_hash(prev: &[u8], entry: &AuditEntry) -> [u8; 32] {
     ykt_crypto::sm2::sm3(&data)
 }
 
+/// A signed point of the chain: a record's sequence number and hash.
+pub type ChainPoint = (u64, [u8; 32]);
+
 /// The bytes a checkpoint signs: `"ykt-audit-checkpoint-v1" || seq u64 || hash 32 ||
-/// var(signing key ID) || key version u64`.
-pub fn checkpoint_message(seq: u64, hash: &[u8], key_id: &str, key_version: i64) -> Vec<u8> {
-    let mut message = Vec::with_capacity(96);
+/// previous checkpoint's seq u64 || its hash 32 || var(signing key ID) || key version u64`.
+/// The previous checkpoint is `(0, zeros)` for the first; naming it chains the checkpoints, so
+/// a deleted one is noticed.
+pub fn checkpoint_message(
+    at: ChainPoint,
+    previous: ChainPoint,
+    key_id: &str,
+    key_version: u8,
+) -> Vec<u8> {
+    let mut message = Vec::with_capacity(160);
     message.extend_from_slice(CHECKPOINT_DOMAIN);
-    message.extend_from_slice(&seq.to_be_bytes());
-    message.extend_from_slice(hash);
+    for (seq, hash) in [at, previous] {
+        message.extend_from_slice(&seq.to_be_bytes());
+        message.extend_from_slice(&hash);
+    }
     put_var(&mut message, key_id.as_bytes());
-    message.extend_from_slice(&key_version.to_be_bytes());
+    message.extend_from_slice(&u64::from(key_version).to_be_bytes());
     message
+}
+
+fn hash_of(bytes: &[u8]) -> Result<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| KmsError::Corrupt("an audit hash is not 32 bytes"))
+}
+
+/// Checks that `entries` (ordered by seq) continue the chain from `from`: consecutive
+/// sequence numbers, each linked to and hashed over its predecessor. Returns the hash of each
+/// record, or the first record that breaks the chain and why.
+fn chain_from(from: ChainPoint, entries: &[AuditEntry]) -> Result<Vec<[u8; 32]>, AuditFault> {
+    let (mut seq, mut prev) = from;
+    let mut hashes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let stored_prev = hex::decode(&entry.prev_hash).unwrap_or_default();
+        let computed = record_hash(&prev, entry);
+        let reason = if entry.seq != seq {
+            Some(format!(
+                "record {seq} is missing (the next record is {})",
+                entry.seq
+            ))
+        } else if stored_prev != prev {
+            Some("does not link to the previous record".to_owned())
+        } else if hex::encode_upper(computed) != entry.hash {
+            Some("content does not match its hash".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(AuditFault { seq, reason });
+        }
+        hashes.push(computed);
+        prev = computed;
+    }
+    Ok(hashes)
 }
 
 fn seq_of(value: i64) -> Result<u64> {
@@ -200,13 +252,15 @@ pub(crate) async fn append(
     Ok(entry.seq)
 }
 
-/// Signs a checkpoint at the head with `sign` (which returns an SM2 `r || s`), unless the
-/// last checkpoint is already there; returns the sequence number signed.
+/// Signs a checkpoint at the head with `sign` (which returns an SM2 or P-256 `r || s`),
+/// unless the last checkpoint is already there; returns the sequence number signed. The
+/// records since the last checkpoint are checked first: a chain altered since is never
+/// signed.
 pub(crate) async fn checkpoint(
     store: &Store,
     sign: &dyn Fn(&[u8]) -> Result<Vec<u8>>,
     key_id: &str,
-    key_version: i64,
+    key_version: u8,
 ) -> Result<Option<u64>> {
     let mut tx = store.begin().await?;
     let Some(head) = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -215,35 +269,73 @@ pub(crate) async fn checkpoint(
     else {
         return Ok(None);
     };
-    let seq: i64 = head.try_get("seq")?;
-    let hash: Vec<u8> = head.try_get("hash")?;
-    let last = sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get::<Option<i64>, _>("seq")?;
-    if last == Some(seq) {
+    let head: ChainPoint = (
+        seq_of(head.try_get("seq")?)?,
+        hash_of(&head.try_get::<Vec<u8>, _>("hash")?)?,
+    );
+    let previous = last_checkpoint(&mut tx).await?;
+    if previous.0 == head.0 {
         return Ok(None);
     }
-    let signature = sign(&checkpoint_message(
-        seq_of(seq)?,
-        &hash,
-        key_id,
-        key_version,
-    ))?;
+    let since = entries(&mut tx, "seq > $1", previous.0 as i64).await?;
+    let hashes = chain_from(previous, &since).map_err(|fault| {
+        tracing::error!(seq = fault.seq, reason = %fault.reason, "audit chain broken");
+        KmsError::Corrupt(
+            "the audit records since the last checkpoint do not chain (ykt audit verify)",
+        )
+    })?;
+    if since.last().map(|e| e.seq) != Some(head.0) || hashes.last() != Some(&head.1) {
+        return Err(KmsError::Corrupt(
+            "the audit head does not match the last record (ykt audit verify)",
+        ));
+    }
+    let signature = sign(&checkpoint_message(head, previous, key_id, key_version))?;
     sqlx::query(
         "INSERT INTO audit_checkpoints (seq, hash, key_id, key_version, signature, at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(seq)
-    .bind(hash)
+    .bind(head.0 as i64)
+    .bind(head.1.to_vec())
     .bind(key_id)
-    .bind(key_version)
+    .bind(i64::from(key_version))
     .bind(signature)
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(seq_of(seq)?))
+    Ok(Some(head.0))
+}
+
+/// The last checkpoint's point, `(0, zeros)` before the first.
+async fn last_checkpoint(tx: &mut Transaction<'static, Any>) -> Result<ChainPoint> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(row) => (
+            seq_of(row.try_get("seq")?)?,
+            hash_of(&row.try_get::<Vec<u8>, _>("hash")?)?,
+        ),
+        None => (0, [0; 32]),
+    })
+}
+
+/// The records matching `condition` on `$1 = value`, oldest first.
+async fn entries(
+    tx: &mut Transaction<'static, Any>,
+    condition: &str,
+    value: i64,
+) -> Result<Vec<AuditEntry>> {
+    sqlx::query(&format!(
+        "SELECT seq, at, actors, act, object, result, detail, prev_hash, hash \
+         FROM audit_log WHERE {condition} ORDER BY seq"
+    ))
+    .bind(value)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(entry_of)
+    .collect()
 }
 
 fn entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry> {
@@ -265,59 +357,44 @@ fn entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry> {
 impl Kms {
     /// The records at or after `since` (Unix ms), oldest first.
     pub async fn audit_entries(&self, since: i64) -> Result<Vec<AuditEntry>> {
-        sqlx::query(
-            "SELECT seq, at, actors, act, object, result, detail, prev_hash, hash \
-             FROM audit_log WHERE at >= $1 ORDER BY seq",
-        )
-        .bind(since)
-        .fetch_all(self.store().pool())
-        .await?
-        .iter()
-        .map(entry_of)
-        .collect()
+        let mut tx = self.store().begin_snapshot().await?;
+        entries(&mut tx, "at >= $1", since).await
     }
 
-    /// Verifies the whole chain: sequence without gaps, each record linked to and hashed over
-    /// its predecessor, the head matching the last record, and every checkpoint signed by the
-    /// KMS signing key over the hash the chain has at its sequence number. Reports the first
-    /// record that cannot be trusted.
+    /// Verifies the whole chain, in one consistent snapshot: sequence without gaps, each
+    /// record linked to and hashed over its predecessor, the head matching the last record,
+    /// at least one checkpoint, and every checkpoint signed by the KMS signing key over the
+    /// hash the chain has at its sequence number and over the checkpoint before it. Reports
+    /// the first record that cannot be trusted, and how many records no checkpoint covers
+    /// yet.
     pub async fn verify_audit(&self) -> Result<AuditReport> {
-        let entries = self.audit_entries(i64::MIN).await?;
+        let mut tx = self.store().begin_snapshot().await?;
+        let entries = entries(&mut tx, "seq >= $1", 0).await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let checkpoints = sqlx::query(
+            "SELECT seq, hash, key_id, key_version, signature FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let last = entries.len() as u64;
         let mut report = AuditReport {
-            records: entries.len() as u64,
+            records: last,
             checkpoints: 0,
             last_checkpoint: 0,
+            unsigned: last,
             fault: None,
         };
-        let fault = |seq: u64, reason: String| Some(AuditFault { seq, reason });
-        let mut hashes = Vec::with_capacity(entries.len());
-        let mut prev = [0u8; 32];
-        for (index, entry) in entries.iter().enumerate() {
-            let expected = index as u64 + 1;
-            let stored_prev = hex::decode(&entry.prev_hash).unwrap_or_default();
-            let computed = record_hash(&prev, entry);
-            let reason = if entry.seq != expected {
-                Some(format!(
-                    "record {expected} is missing (the next record is {})",
-                    entry.seq
-                ))
-            } else if stored_prev != prev {
-                Some("does not link to the previous record".to_owned())
-            } else if hex::encode_upper(computed) != entry.hash {
-                Some("content does not match its hash".to_owned())
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                report.fault = fault(expected, reason);
+        let hashes = match chain_from((0, [0; 32]), &entries) {
+            Ok(hashes) => hashes,
+            Err(fault) => {
+                report.fault = Some(fault);
                 return Ok(report);
             }
-            hashes.push(computed);
-            prev = computed;
-        }
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(self.store().pool())
-            .await?;
+        };
         let head = match head {
             Some(row) => Some((
                 seq_of(row.try_get("seq")?)?,
@@ -325,86 +402,72 @@ impl Kms {
             )),
             None => None,
         };
-        let last = entries.len() as u64;
         let head_ok = match &head {
             None => last == 0,
-            Some((seq, hash)) => *seq == last && last > 0 && hash[..] == hashes[hashes.len() - 1],
+            Some((seq, hash)) => *seq == last && hashes.last().map(|h| &h[..]) == Some(&hash[..]),
         };
         if !head_ok {
-            let seq = head.as_ref().map_or(last + 1, |(s, _)| (*s).min(last + 1));
-            report.fault = fault(
-                seq.max(1),
-                format!(
-                    "the chain ends at {last} but its head says {}: records were cut off or \
-                     the head was altered",
-                    head.map_or(0, |(s, _)| s)
+            let said = head.as_ref().map_or(0, |(s, _)| *s);
+            report.fault = Some(AuditFault {
+                seq: said.min(last + 1).max(1),
+                reason: format!(
+                    "the chain ends at {last} but its head says {said}: records were cut off or \
+                     the head was altered"
                 ),
-            );
+            });
             return Ok(report);
         }
-        let checkpoints = sqlx::query(
-            "SELECT seq, hash, key_id, key_version, signature FROM audit_checkpoints ORDER BY seq",
-        )
-        .fetch_all(self.store().pool())
-        .await?;
+        let mut previous: ChainPoint = (0, [0; 32]);
         for row in &checkpoints {
             let seq = seq_of(row.try_get("seq")?)?;
-            let hash: Vec<u8> = row.try_get("hash")?;
+            let hash = hash_of(&row.try_get::<Vec<u8>, _>("hash")?)?;
             let key_id: String = row.try_get("key_id")?;
-            let key_version: i64 = row.try_get("key_version")?;
+            let key_version = u8::try_from(row.try_get::<i64, _>("key_version")?)
+                .map_err(|_| KmsError::Corrupt("signing key version"))?;
             let signature: Vec<u8> = row.try_get("signature")?;
-            let after_last = report.last_checkpoint + 1;
             let chain_hash = usize::try_from(seq)
                 .ok()
                 .and_then(|s| s.checked_sub(1))
                 .and_then(|i| hashes.get(i));
             let reason = match chain_hash {
                 None => Some(format!("checkpoint {seq} is beyond the end of the chain")),
-                Some(h) if h[..] != hash[..] => Some(format!(
+                Some(h) if *h != hash => Some(format!(
                     "records up to {seq} were rewritten: the chain no longer has the hash \
                      checkpoint {seq} signed"
                 )),
                 Some(_) => {
-                    let message = checkpoint_message(seq, &hash, &key_id, key_version);
+                    let message = checkpoint_message((seq, hash), previous, &key_id, key_version);
                     match self
                         .verify_kms_signature(&key_id, key_version, &message, &signature)
                         .await
                     {
                         Ok(()) => None,
-                        Err(e) => Some(format!("checkpoint {seq}: signature refused ({e})")),
+                        Err(e) => Some(format!(
+                            "checkpoint {seq}: signature refused ({e}); a checkpoint before it \
+                             may have been removed"
+                        )),
                     }
                 }
             };
             if let Some(reason) = reason {
-                report.fault = fault(after_last, reason);
+                report.fault = Some(AuditFault {
+                    seq: previous.0 + 1,
+                    reason,
+                });
                 return Ok(report);
             }
             report.checkpoints += 1;
             report.last_checkpoint = seq;
+            previous = (seq, hash);
         }
+        if last > 0 && report.checkpoints == 0 {
+            report.fault = Some(AuditFault {
+                seq: 1,
+                reason: "no checkpoint signs the chain: the checkpoints were removed".into(),
+            });
+            return Ok(report);
+        }
+        report.unsigned = last - report.last_checkpoint;
         Ok(report)
-    }
-
-    /// Verifies an SM2 signature by version `version` of the KMS signing key `key_id`; the
-    /// public key comes from the HSM, which opens the stored wrapped key.
-    pub(crate) async fn verify_kms_signature(
-        &self,
-        key_id: &str,
-        version: i64,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<()> {
-        let version = u8::try_from(version).map_err(|_| KmsError::Corrupt("key version"))?;
-        let (_, key) = self
-            .wrapped(key_id, Some(version), crate::model::Purpose::Verify)
-            .await?;
-        let public = self.hsm().public_key(&key)?;
-        let public = ykt_crypto::sm2::Sm2PublicKey::from_sec1(&public)?;
-        public.verify(
-            KMS_SIGNER_ID,
-            message,
-            &ykt_crypto::Signature::from_raw(signature)?,
-        )?;
-        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{KmsError, Result};
 use crate::keys::{
     CustodyRecord, NewKey, check_columns, insert_key, insert_version, record_transition,
 };
-use crate::kms::{KMS_SIGNER_ID, Kms};
+use crate::kms::Kms;
 use crate::model::{KeyState, MASTER_TEMPLATES, Purpose, Scope, TRANSPORT_TEMPLATE, Template};
 use crate::officers::Credential;
 use crate::provider::{Custody, KeyCheck};
@@ -114,7 +114,8 @@ pub struct PackagedKey {
 }
 
 /// A school key package: the school-level keys under the school's transport key, signed by
-/// the KMS (SM2, signer ID `ykt-kms`, over the JSON of every other field).
+/// the KMS signing key (SM2 with signer ID `ykt-kms`, or P-256) over the JSON of every other
+/// field.
 #[derive(Debug, Clone, Serialize)]
 pub struct SchoolPackage {
     /// `ykt-school-package-v1`.
@@ -131,9 +132,11 @@ pub struct SchoolPackage {
     pub transport_key: (String, u8, String),
     /// The keys.
     pub keys: Vec<PackagedKey>,
-    /// The KMS signing key version that signed.
+    /// The KMS signing key that signed (`kms-signing-sm2` or `kms-signing-p256`).
+    pub signer: String,
+    /// Its version.
     pub signer_version: u8,
-    /// SM2 signature `r || s`, hex.
+    /// The signature `r || s`, hex.
     pub signature: String,
 }
 
@@ -665,14 +668,14 @@ impl Kms {
             created_at: now_ms(),
             transport_key: (transport_id.clone(), transport_version, transport_kcv),
             keys,
+            signer: String::new(),
             signer_version: 0,
             signature: String::new(),
         };
-        let (signer_version, _) = self
-            .wrapped(&self.signing_key_id(), None, Purpose::Sign)
-            .await?;
+        let (signer, signer_version, signing_key) = self.signing_key().await?;
+        package.signer = signer;
         package.signer_version = signer_version;
-        let (_, signature) = self.sign_as_kms(&package.signed_bytes()).await?;
+        let signature = self.sign_with(&signing_key, &package.signed_bytes())?;
         package.signature = hex::encode_upper(signature);
         let mut tx = self.store().begin().await?;
         audit::append(
@@ -839,25 +842,17 @@ impl Kms {
         Ok(())
     }
 
-    /// Verifies a school package's signature with the KMS signing key's public key.
+    /// Verifies a school package's signature with the KMS signing key that made it.
     pub async fn verify_school_package(&self, package: &SchoolPackage) -> Result<()> {
-        let info = self.key(&self.signing_key_id()).await?;
-        let version = info
-            .versions
-            .iter()
-            .find(|v| v.version == package.signer_version)
-            .ok_or(KmsError::Corrupt("unknown signer version"))?;
-        let point = hex::decode(&version.check_value)
-            .map_err(|_| KmsError::Corrupt("public key is not hex"))?;
-        let public = ykt_crypto::sm2::Sm2PublicKey::from_sec1(&point)?;
         let signature =
             hex::decode(&package.signature).map_err(|_| invalid("signature", "not hex"))?;
-        public.verify(
-            KMS_SIGNER_ID,
+        self.verify_kms_signature(
+            &package.signer,
+            package.signer_version,
             &package.signed_bytes(),
-            &ykt_crypto::Signature::from_raw(&signature)?,
-        )?;
-        Ok(())
+            &signature,
+        )
+        .await
     }
 }
 

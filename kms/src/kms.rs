@@ -3,16 +3,17 @@
 use crate::audit::{self, AuditRecord};
 use crate::error::{KmsError, Result};
 use crate::keys::NewKey;
+use crate::model::Purpose;
 use crate::model::{KMS_SIGNING_TEMPLATE, KeyState, Scope};
 use crate::officers::{NewOfficer, check_name, hash_password, insert_officer};
-use crate::provider::{Hsm, KeyCheck, ProviderKind, SignInput};
+use crate::provider::{Hsm, KeyCheck, ProviderKind, SignInput, WrappedKey};
 use crate::store::{Store, now_ms};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use ykt_hsm_sim::KeyAlgorithm;
+use ykt_hsm_sim::{KeyAlgorithm, KeyAttributes};
 
 /// The signer ID of the KMS signing key in SM2 signatures (ZA).
 pub const KMS_SIGNER_ID: &[u8] = b"ykt-kms";
@@ -62,7 +63,7 @@ pub struct KmsInfo {
     pub lmk_kcv: Option<String>,
     /// When initialised (Unix ms).
     pub initialised_at: i64,
-    /// The KMS signing key's public key (SM2, uncompressed hex).
+    /// The KMS signing key's public key (SM2, or P-256 on a PKCS#11 token; uncompressed hex).
     pub signing_public_key: String,
 }
 
@@ -127,10 +128,19 @@ impl Kms {
             check_name(&officer.credential.name)?;
             hashes.push(hash_password(&officer.credential.password)?);
         }
-        let attributes = KMS_SIGNING_TEMPLATE.attributes(KeyAlgorithm::Sm2, 1)?;
+        if self.quorum().await.is_ok() {
+            return Err(KmsError::AlreadyExists {
+                kind: "KMS",
+                id: "this store".into(),
+            });
+        }
+        let signing_algorithm = signing_algorithm_of(self.hsm.kind());
+        let attributes = KMS_SIGNING_TEMPLATE.attributes(signing_algorithm, 1)?;
         let generated = self.hsm.generate_key(attributes)?;
         let KeyCheck::PublicKey(_) = generated.check else {
-            return Err(KmsError::Corrupt("the HSM gave no public key for SM2"));
+            return Err(KmsError::Corrupt(
+                "the HSM gave no public key for a signing key",
+            ));
         };
         let actors: Vec<String> = distinct.iter().map(|s| (*s).to_owned()).collect();
         let now = now_ms();
@@ -194,7 +204,7 @@ impl Kms {
             &mut tx,
             &NewKey {
                 template: KMS_SIGNING_TEMPLATE,
-                algorithm: KeyAlgorithm::Sm2,
+                algorithm: signing_algorithm,
                 scope: Scope::Bureau,
                 state: KeyState::Active,
                 provider: self.hsm.kind().name(),
@@ -226,7 +236,7 @@ impl Kms {
             id: "initialisation (run `ykt kms init`)".into(),
         };
         let bureau_code = get("bureau_code").ok_or_else(missing)?;
-        let signing = crate::keys::current_check(self, &self.signing_key_id()).await?;
+        let signing = crate::keys::current_check(self, &self.signing_key_id().await?).await?;
         Ok(KmsInfo {
             bureau_code,
             bureau_name: get("bureau_name").ok_or_else(missing)?,
@@ -257,25 +267,102 @@ impl Kms {
             .map_err(|_| KmsError::Corrupt("quorum is not a number"))
     }
 
-    /// The ID of the KMS signing key.
-    pub fn signing_key_id(&self) -> String {
-        KMS_SIGNING_TEMPLATE.key_id(KeyAlgorithm::Sm2, &Scope::Bureau)
+    /// The ID of the KMS signing key: `kms-signing-sm2`, or `kms-signing-p256` on an HSM
+    /// without SM2 ([`signing_algorithm_of`]).
+    pub async fn signing_key_id(&self) -> Result<String> {
+        let ids = SIGNING_ALGORITHMS.map(|a| KMS_SIGNING_TEMPLATE.key_id(a, &Scope::Bureau));
+        let row = sqlx::query("SELECT id FROM keys WHERE id = $1 OR id = $2")
+            .bind(&ids[0])
+            .bind(&ids[1])
+            .fetch_optional(self.store.pool())
+            .await?
+            .ok_or(KmsError::NotFound {
+                kind: "KMS",
+                id: "initialisation (run `ykt kms init`)".into(),
+            })?;
+        Ok(row.try_get("id")?)
     }
 
-    /// Signs `message` with the current version of the KMS signing key (SM2, signer ID
-    /// [`KMS_SIGNER_ID`]); returns the version used and the signature (`r || s`).
-    pub async fn sign_as_kms(&self, message: &[u8]) -> Result<(u8, Vec<u8>)> {
-        let (version, key) = self
-            .wrapped(&self.signing_key_id(), None, crate::model::Purpose::Sign)
-            .await?;
-        let signature = self.hsm.sign(
-            &key,
-            SignInput::Sm2 {
+    /// The current version of the KMS signing key, ready to sign: its ID, version and
+    /// wrapped form.
+    pub(crate) async fn signing_key(&self) -> Result<(String, u8, WrappedKey)> {
+        let id = self.signing_key_id().await?;
+        let (version, key) = self.wrapped(&id, None, Purpose::Sign).await?;
+        Ok((id, version, key))
+    }
+
+    /// Signs `message` with `key`, a version of the KMS signing key: SM2 with signer ID
+    /// [`KMS_SIGNER_ID`], or ECDSA P-256; the signature is `r || s`.
+    pub(crate) fn sign_with(&self, key: &WrappedKey, message: &[u8]) -> Result<Vec<u8>> {
+        let input = match key.attributes().algorithm() {
+            KeyAlgorithm::Sm2 => SignInput::Sm2 {
                 id: KMS_SIGNER_ID,
                 message,
             },
-        )?;
-        Ok((version, signature.to_raw().to_vec()))
+            _ => SignInput::P256 { message },
+        };
+        Ok(self.hsm.sign(key, input)?.to_raw().to_vec())
+    }
+
+    /// Verifies a signature `r || s` by version `version` of the KMS signing key `key_id` over
+    /// `message`. Only the KMS signing key's own IDs are accepted; the public key comes from
+    /// the HSM, which opens the stored wrapped key (any version not destroyed, whatever the
+    /// key's lifecycle state, so that a suspended signing key still proves the past).
+    pub async fn verify_kms_signature(
+        &self,
+        key_id: &str,
+        version: u8,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
+        if !SIGNING_ALGORITHMS
+            .iter()
+            .any(|a| KMS_SIGNING_TEMPLATE.key_id(*a, &Scope::Bureau) == key_id)
+        {
+            return Err(KmsError::NotAuthorised(format!(
+                "`{key_id}` is not the KMS signing key"
+            )));
+        }
+        let key = self.signing_version(key_id, version).await?;
+        let public = self.hsm.public_key(&key)?;
+        let signature = ykt_crypto::Signature::from_raw(signature)?;
+        match key.attributes().algorithm() {
+            KeyAlgorithm::Sm2 => ykt_crypto::sm2::Sm2PublicKey::from_sec1(&public)?.verify(
+                KMS_SIGNER_ID,
+                message,
+                &signature,
+            )?,
+            _ => {
+                ykt_crypto::p256::P256PublicKey::from_sec1(&public)?.verify(message, &signature)?
+            }
+        }
+        Ok(())
+    }
+
+    /// A version of the KMS signing key for verification, whatever the key's state, unless
+    /// destroyed.
+    async fn signing_version(&self, key_id: &str, version: u8) -> Result<WrappedKey> {
+        let row = sqlx::query(
+            "SELECT attributes, wrapped FROM key_versions WHERE key_id = $1 AND version = $2",
+        )
+        .bind(key_id)
+        .bind(i64::from(version))
+        .fetch_optional(self.store.pool())
+        .await?
+        .ok_or_else(|| KmsError::NotFound {
+            kind: "signing key version",
+            id: format!("{key_id} v{version}"),
+        })?;
+        let wrapped: Option<Vec<u8>> = row.try_get("wrapped")?;
+        let wrapped = wrapped.ok_or_else(|| KmsError::KeyState {
+            key: key_id.to_owned(),
+            reason: format!("version {version} was destroyed"),
+        })?;
+        let attributes: Vec<u8> = row.try_get("attributes")?;
+        Ok(WrappedKey::new(
+            KeyAttributes::from_bytes(&attributes)?,
+            wrapped,
+        ))
     }
 
     /// Signs a checkpoint after a committed act, so that the chain is signed up to it. The
@@ -295,26 +382,20 @@ impl Kms {
 
     /// Signs an audit checkpoint at the current head, if the head moved since the last one.
     pub async fn checkpoint(&self) -> Result<Option<u64>> {
-        let (version, key) = self
-            .wrapped(&self.signing_key_id(), None, crate::model::Purpose::Sign)
-            .await?;
-        let hsm = self.hsm.clone();
-        let signer = move |message: &[u8]| -> Result<Vec<u8>> {
-            let signature = hsm.sign(
-                &key,
-                SignInput::Sm2 {
-                    id: KMS_SIGNER_ID,
-                    message,
-                },
-            )?;
-            Ok(signature.to_raw().to_vec())
-        };
-        audit::checkpoint(
-            &self.store,
-            &signer,
-            &self.signing_key_id(),
-            i64::from(version),
-        )
-        .await
+        let (key_id, version, key) = self.signing_key().await?;
+        let signer = |message: &[u8]| self.sign_with(&key, message);
+        audit::checkpoint(&self.store, &signer, &key_id, version).await
+    }
+}
+
+/// The algorithms of the KMS signing key, in order of preference.
+const SIGNING_ALGORITHMS: [KeyAlgorithm; 2] = [KeyAlgorithm::Sm2, KeyAlgorithm::P256];
+
+/// The KMS signing key's algorithm on an HSM of `kind`: SM2 (GB/T 32918) where the HSM has
+/// it, ECDSA P-256 on a PKCS#11 token (which has no SM algorithms).
+pub fn signing_algorithm_of(kind: ProviderKind) -> KeyAlgorithm {
+    match kind {
+        ProviderKind::Pkcs11 => KeyAlgorithm::P256,
+        _ => KeyAlgorithm::Sm2,
     }
 }

@@ -192,6 +192,19 @@ impl Store {
         })
     }
 
+    /// Begins a read-only transaction that sees one snapshot of the whole store (PostgreSQL:
+    /// repeatable read), for reads that must agree with each other.
+    pub async fn begin_snapshot(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+
     /// Folds SQLite's write-ahead log into the database file and truncates it, so content
     /// deleted in the last transactions is gone from the log too. Nothing on PostgreSQL.
     pub async fn checkpoint_wal(&self) -> Result<()> {

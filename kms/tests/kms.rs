@@ -699,6 +699,74 @@ async fn audit_tampering_is_detected(f: Fixture) {
     )
     .await;
     restore(&f, &saved).await;
+    // Remove one checkpoint, then all: the next checkpoint names the one before it.
+    let pool = f.kms.store().pool().clone();
+    let checkpoints = sqlx::query("SELECT seq FROM audit_checkpoints ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(checkpoints.len() >= 3);
+    let middle: i64 = checkpoints[1].try_get("seq").unwrap();
+    let first: i64 = checkpoints[0].try_get("seq").unwrap();
+    let saved_checkpoints =
+        sqlx::query("SELECT seq, hash, key_id, key_version, signature, at FROM audit_checkpoints")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    tampered(
+        &f,
+        &format!("DELETE FROM audit_checkpoints WHERE seq = {middle}"),
+        first as u64 + 1,
+    )
+    .await;
+    tampered(&f, "DELETE FROM audit_checkpoints", 1).await;
+    for row in &saved_checkpoints {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, key_id, key_version, signature, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(row.try_get::<i64, _>("seq").unwrap())
+        .bind(row.try_get::<Vec<u8>, _>("hash").unwrap())
+        .bind(row.try_get::<String, _>("key_id").unwrap())
+        .bind(row.try_get::<i64, _>("key_version").unwrap())
+        .bind(row.try_get::<Vec<u8>, _>("signature").unwrap())
+        .bind(row.try_get::<i64, _>("at").unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    assert!(f.kms.verify_audit().await.unwrap().is_intact());
+    // A record edited after the last checkpoint is never signed by the next one.
+    let store_only = ykt_kms::Kms::store_only(f.kms.store().clone());
+    store_only
+        .add_region(&creds(&["erin"])[0], "330109", "Xiaoshan District")
+        .await
+        .unwrap();
+    let unsigned = f.kms.audit_entries(0).await.unwrap().len() as u64;
+    sqlx::query(&format!(
+        "UPDATE audit_log SET actors = 'mallory' WHERE seq = {unsigned}"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(matches!(
+        f.kms.checkpoint().await,
+        Err(KmsError::Corrupt(_))
+    ));
+    let report = f.kms.verify_audit().await.unwrap();
+    assert_eq!(report.fault.map(|f| f.seq), Some(unsigned));
+    let saved = f.kms.audit_entries(0).await.unwrap();
+    let mut repaired = saved.clone();
+    repaired.pop();
+    write_log(&f, &repaired).await;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(unsigned as i64 - 1)
+        .bind(hex::decode(&repaired.last().unwrap().hash).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let saved = repaired;
+    assert!(f.kms.verify_audit().await.unwrap().is_intact());
     // Rewrite record 6 and re-chain every hash after it and the head: only the signed
     // checkpoints can tell, and they do.
     let mut forged = saved.clone();

@@ -890,3 +890,102 @@ fn parallel_calls_share_one_provider() {
     });
     hsm.destroy_key(&key.key).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_kms_runs_on_the_token_with_a_p256_signing_key() {
+    let Some(hsm) = hsm() else { return };
+    let dir = std::env::temp_dir().join(format!(
+        "ykt-kms-p11-{}",
+        hex::encode(ykt_crypto::random::bytes::<6>().unwrap())
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("kms.db").display());
+    let store = ykt_kms::Store::open(&url).await.unwrap();
+    let kms = ykt_kms::Kms::new(store, std::sync::Arc::new(hsm.hsm));
+    let officers = [
+        ("alice", "alice-passphrase-1"),
+        ("bob", "bob-passphrase-22"),
+    ];
+    let info = kms
+        .initialize(&ykt_kms::InitRequest {
+            bureau_code: "330100".into(),
+            bureau_name: "Hangzhou Education Bureau".into(),
+            quorum: 2,
+            officers: officers
+                .iter()
+                .map(|(n, p)| ykt_kms::NewOfficer {
+                    credential: ykt_kms::Credential::new(n, p),
+                    display_name: (*n).into(),
+                })
+                .collect(),
+            lmk_kcv: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(info.hsm, "pkcs11");
+    assert_eq!(kms.signing_key_id().await.unwrap(), "kms-signing-p256");
+    let both: Vec<_> = officers
+        .iter()
+        .map(|(n, p)| ykt_kms::Credential::new(n, p))
+        .collect();
+    let purchase = ykt_kms::model::MASTER_TEMPLATES[0];
+    let report = kms
+        .generate_key(
+            &both,
+            purchase,
+            KeyAlgorithm::TripleDes,
+            ykt_kms::model::Scope::Bureau,
+            None,
+        )
+        .await
+        .unwrap();
+    let (kcv, matches) = kms.kcv(&report.key_id, None, None).await.unwrap();
+    assert_eq!(kcv.to_string(), report.check);
+    assert_eq!(matches, Some(true));
+    // Custody needs the simulator's key blocks.
+    let custody = ykt_kms::ceremony::CustodySpec {
+        threshold: 2,
+        custodians: vec!["alice".into(), "bob".into()],
+    };
+    assert!(matches!(
+        kms.generate_key(
+            &both,
+            ykt_kms::model::MASTER_TEMPLATES[1],
+            KeyAlgorithm::TripleDes,
+            ykt_kms::model::Scope::Bureau,
+            Some(&custody),
+        )
+        .await,
+        Err(KmsError::Unsupported { .. })
+    ));
+    // Every act is checkpointed with P-256 and verifies.
+    let audit = kms.verify_audit().await.unwrap();
+    assert!(audit.is_intact(), "{audit:?}");
+    assert_eq!(audit.last_checkpoint, audit.records);
+    // Destroyed: the token object is gone.
+    let (_, wrapped) = kms
+        .wrapped(&report.key_id, None, ykt_kms::model::Purpose::Verify)
+        .await
+        .unwrap();
+    kms.transition(
+        &both,
+        &report.key_id,
+        ykt_kms::model::KeyState::Deactivated,
+        "end of test",
+    )
+    .await
+    .unwrap();
+    kms.destroy_key(&both, &report.key_id, "end of test")
+        .await
+        .unwrap();
+    assert!(kms.hsm().kcv(&wrapped, KcvMethod::EncryptZeros).is_err());
+    assert!(kms.verify_audit().await.unwrap().is_intact());
+    // The KMS signing key leaves the token with the test.
+    let signing = kms.signing_key_id().await.unwrap();
+    let (_, signing) = kms
+        .wrapped(&signing, None, ykt_kms::model::Purpose::Sign)
+        .await
+        .unwrap();
+    kms.hsm().destroy_key(&signing).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

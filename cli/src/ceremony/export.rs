@@ -57,6 +57,7 @@ impl ExportSchoolArgs {
                 .with("transport_key", transport_id)
                 .with("transport_version", u64::from(transport_version))
                 .with("transport_kcv", transport_kcv)
+                .with("signer", package.signer.clone())
                 .with("signer_version", u64::from(package.signer_version))
                 .with(
                     "keys",
