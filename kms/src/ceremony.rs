@@ -188,6 +188,36 @@ impl Kms {
         Ok(())
     }
 
+    /// Refuses a custody act unless the threshold of the key's own custodians are among the
+    /// approving officers (audited); returns the actors.
+    async fn require_custodians(
+        &self,
+        info: &crate::keys::KeyInfo,
+        actors: Vec<String>,
+        act: &str,
+    ) -> Result<Vec<String>> {
+        let object = format!("key:{}", info.id);
+        let Some((threshold, _)) = info.custody else {
+            let reason = "the key has no custody backup";
+            self.audit_refusal(actors, act, &object, reason).await?;
+            return Err(KmsError::KeyState {
+                key: info.id.clone(),
+                reason: reason.into(),
+            });
+        };
+        let present = info
+            .custodians
+            .iter()
+            .filter(|(officer, _)| actors.contains(officer))
+            .count();
+        if present < usize::from(threshold) {
+            let reason = format!("{threshold} current custodians must approve, {present} did");
+            self.audit_refusal(actors, act, &object, &reason).await?;
+            return Err(KmsError::NotAuthorised(reason));
+        }
+        Ok(actors)
+    }
+
     fn split(&self, key: &crate::provider::WrappedKey, spec: &CustodySpec) -> Result<Custody> {
         self.hsm()
             .custody_split(key, spec.threshold, spec.custodians.len() as u8)
@@ -460,28 +490,9 @@ impl Kms {
         let actors = self
             .approve(approvals, self.quorum().await?, "ceremony resplit")
             .await?;
-        let Some((threshold, _)) = info.custody else {
-            return Err(KmsError::KeyState {
-                key: info.id,
-                reason: "the key has no custody to re-split".into(),
-            });
-        };
-        let present = info
-            .custodians
-            .iter()
-            .filter(|(officer, _)| actors.contains(officer))
-            .count();
-        if present < usize::from(threshold) {
-            let reason = format!("{threshold} current custodians must approve, {present} did");
-            self.audit_refusal(
-                actors,
-                "ceremony resplit",
-                &format!("key:{}", info.id),
-                &reason,
-            )
+        let actors = self
+            .require_custodians(&info, actors, "ceremony resplit")
             .await?;
-            return Err(KmsError::NotAuthorised(reason));
-        }
         self.check_custody(spec).await?;
         let mut splits = Vec::new();
         for version in info.versions.iter().filter(|v| v.state != "destroyed") {
@@ -549,7 +560,9 @@ impl Kms {
 
     /// Recovers a key version from its custody backup with a quorum of custodians' shares,
     /// into this HSM (for example after moving to a new HSM): the recovered key must have the
-    /// stored check value, and then replaces the stored wrapped form. Needs the quorum.
+    /// stored check value or public key, and then replaces the stored wrapped form. Needs the
+    /// quorum, with the threshold of the key's custodians among it; a compromised or
+    /// destroyed key is not recovered. Refusals are audited.
     pub async fn recover_custody(
         &self,
         approvals: &[Credential],
@@ -557,10 +570,18 @@ impl Kms {
         version: u8,
         shares: &[Share],
     ) -> Result<String> {
-        let id = self.resolve(id_or_alias).await?;
-        let actors = self
-            .approve(approvals, self.quorum().await?, "ceremony recover")
-            .await?;
+        const ACT: &str = "ceremony recover";
+        let info = self.key(id_or_alias).await?;
+        let id = info.id.clone();
+        let object = format!("key:{id}");
+        let actors = self.approve(approvals, self.quorum().await?, ACT).await?;
+        let actors = self.require_custodians(&info, actors, ACT).await?;
+        let state: KeyState = info.state.parse()?;
+        if matches!(state, KeyState::Compromised | KeyState::Destroyed) {
+            let reason = format!("a {state} key is not recovered");
+            self.audit_refusal(actors, ACT, &object, &reason).await?;
+            return Err(KmsError::KeyState { key: id, reason });
+        }
         let row = sqlx::query(
             "SELECT custody_block, check_value FROM key_versions \
              WHERE key_id = $1 AND version = $2 AND state <> 'destroyed'",
@@ -579,34 +600,51 @@ impl Kms {
             reason: "this version has no custody backup".into(),
         })?;
         let stored: String = row.try_get("check_value")?;
-        let recovered = self.hsm().custody_recover(&block, shares)?;
-        let algorithm = recovered
-            .attributes()
-            .algorithm()
-            .symmetric()
-            .ok_or(KmsError::Corrupt("custody of an asymmetric key"))?;
-        let kcv = self
-            .hsm()
-            .kcv(&recovered, ykt_crypto::KcvMethod::default_for(algorithm))?;
-        if kcv.to_string() != stored {
-            return Err(KmsError::Corrupt("the recovered key's check value differs"));
+        let recovered = match self.hsm().custody_recover(&block, shares) {
+            Ok(recovered) => recovered,
+            Err(error) => {
+                self.audit_refusal(actors, ACT, &object, &error.to_string())
+                    .await?;
+                return Err(error);
+            }
+        };
+        // The recovered key must be the stored version: its check value or public key.
+        let check = match recovered.attributes().algorithm().symmetric() {
+            Some(algorithm) => self
+                .hsm()
+                .kcv(&recovered, ykt_crypto::KcvMethod::default_for(algorithm))?
+                .to_string(),
+            None => hex::encode_upper(self.hsm().public_key(&recovered)?),
+        };
+        if check != stored {
+            let reason = "the recovered key is not the stored version";
+            self.audit_refusal(actors, ACT, &object, reason).await?;
+            return Err(KmsError::Corrupt(reason));
         }
         let mut tx = self.store().begin().await?;
-        sqlx::query(
-            "UPDATE key_versions SET wrapped = $1, provider = $2 WHERE key_id = $3 AND version = $4",
+        let changed = sqlx::query(
+            "UPDATE key_versions SET wrapped = $1, provider = $2 \
+             WHERE key_id = $3 AND version = $4 AND state <> 'destroyed'",
         )
         .bind(recovered.as_bytes().to_vec())
         .bind(self.hsm().kind().name())
         .bind(&id)
         .bind(i64::from(version))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(KmsError::KeyState {
+                key: id,
+                reason: "changed concurrently; try again".into(),
+            });
+        }
         audit::append(
             &mut tx,
             &AuditRecord {
                 actors,
                 act: "custody.recover".into(),
-                object: format!("key:{id}"),
+                object,
                 result: "ok".into(),
                 detail: json!({ "version": version, "check": stored, "shares": shares.len() }),
             },

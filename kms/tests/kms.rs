@@ -1045,21 +1045,32 @@ async fn custody_resplit_and_recovery(f: Fixture) {
             .collect::<Vec<_>>(),
         ["bob", "carol", "dave", "erin"]
     );
-    // The old shares open nothing any more; three of the new ones do.
-    assert!(f.kms.recover_custody(&three, &id, 1, &old).await.is_err());
+    // The old shares open nothing any more; three of the new ones do, brought by custodians.
+    let custodians = creds(&["bob", "carol", "dave"]);
+    assert!(
+        f.kms
+            .recover_custody(&custodians, &id, 1, &old)
+            .await
+            .is_err()
+    );
     let new = parse(&new);
     assert_eq!(
         f.kms
-            .recover_custody(&three, &id, 1, &new[..3])
+            .recover_custody(&custodians, &id, 1, &new[..3])
             .await
             .unwrap(),
         report.check
     );
     assert!(
         f.kms
-            .recover_custody(&three, &id, 1, &new[..2])
+            .recover_custody(&custodians, &id, 1, &new[..2])
             .await
             .is_err()
     );
+    // Officers who are not enough of its custodians cannot recover it, even with shares.
+    assert!(matches!(
+        f.kms.recover_custody(&three, &id, 1, &new[..3]).await,
+        Err(KmsError::NotAuthorised(_))
+    ));
     assert!(f.kms.verify_audit().await.unwrap().is_intact());
 }
