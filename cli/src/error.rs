@@ -113,6 +113,19 @@ pub enum CliError {
     /// authorised, a lifecycle rule, the HSM or the store.
     #[error(transparent)]
     Kms(#[from] ykt_kms::KmsError),
+    /// A ceremony was committed but some of its share files could not be written: the
+    /// custodians of those shares must re-split the key's custody.
+    #[error(
+        "the ceremony is done, but shares could not be written: {}; written: {}; re-split the custody",
+        failed.join(", "),
+        if written.is_empty() { "none".to_owned() } else { written.join(", ") }
+    )]
+    SharesNotWritten {
+        /// The share files written.
+        written: Vec<String>,
+        /// The share files not written, with why.
+        failed: Vec<String>,
+    },
     /// A benchmark could not set up or run what it measures.
     #[error("benchmark: {0}")]
     Bench(String),
@@ -195,7 +208,7 @@ impl CliError {
             Self::Pcsc { .. } => ExitCode::FAILURE,
             Self::Kms(err) => kms_exit_code(err),
             Self::NoKms(_) => ExitCode::from(2),
-            Self::Bench(_) => ExitCode::FAILURE,
+            Self::Bench(_) | Self::SharesNotWritten { .. } => ExitCode::FAILURE,
             Self::Crypto(_)
             | Self::Openssl(_)
             | Self::Write { .. }

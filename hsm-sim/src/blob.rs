@@ -34,7 +34,9 @@ pub(crate) const ID_LEN: usize = NONCE_LEN + TAG_LEN;
 pub(crate) type BlobId = [u8; ID_LEN];
 
 /// Random bytes from the operating system, fetched a batch at a time and handed out as nonces,
-/// each byte once. Nonces need to be unique and unpredictable, not secret.
+/// each byte once. Nonces need to be unique and unpredictable, not secret. A process that
+/// forks must not seal in the child (the pool would repeat there); ykt's processes only spawn
+/// other programs.
 struct NoncePool {
     bytes: [u8; NONCE_POOL_LEN],
     next: usize,

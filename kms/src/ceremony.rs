@@ -9,7 +9,8 @@
 use crate::audit::{self, AuditRecord};
 use crate::error::{KmsError, Result};
 use crate::keys::{
-    CustodyRecord, NewKey, check_columns, insert_key, insert_version, record_transition,
+    CustodyRecord, NewKey, check_columns, insert_custodians, insert_key, insert_version,
+    record_transition,
 };
 use crate::kms::Kms;
 use crate::model::{KeyState, MASTER_TEMPLATES, Purpose, Scope, TRANSPORT_TEMPLATE, Template};
@@ -273,24 +274,6 @@ impl Kms {
         Ok(report(key_id, 1, &generated.check, custody, split))
     }
 
-    /// Generates every e-purse master key in `algorithm` (see
-    /// [`MASTER_TEMPLATES`]) under the same custody, in one ceremony.
-    pub async fn generate_masters(
-        &self,
-        approvals: &[Credential],
-        algorithm: KeyAlgorithm,
-        custody: &CustodySpec,
-    ) -> Result<Vec<KeyReport>> {
-        let mut reports = Vec::with_capacity(MASTER_TEMPLATES.len());
-        for template in MASTER_TEMPLATES {
-            reports.push(
-                self.generate_key(approvals, template, algorithm, Scope::Bureau, Some(custody))
-                    .await?,
-            );
-        }
-        Ok(reports)
-    }
-
     /// Imports a key from 2 or 3 clear components, each brought by a different officer among
     /// the approvals and checked against its printed check value; the formed key's check value
     /// must equal `expected_kcv` when given. Needs the quorum.
@@ -380,9 +363,12 @@ impl Kms {
             .approve(approvals, self.quorum().await?, "key rotate")
             .await?;
         if key.state != KeyState::Active {
+            let reason = "only an active key can be rotated";
+            self.audit_refusal(actors, "key rotate", &format!("key:{}", key.id), reason)
+                .await?;
             return Err(KmsError::KeyState {
                 key: key.id,
-                reason: "only an active key can be rotated".into(),
+                reason: reason.into(),
             });
         }
         let version = key
@@ -415,6 +401,11 @@ impl Kms {
             }),
             None => None,
         };
+        if let Some(spec) = &spec {
+            // The new version's shares go to the same custodians, who must all still be
+            // active officers; otherwise re-split the custody first.
+            self.check_custody(spec).await?;
+        }
         let split = spec
             .as_ref()
             .map(|s| self.split(&generated.key, s))
@@ -438,12 +429,22 @@ impl Kms {
             record.as_ref(),
         )
         .await?;
-        sqlx::query("UPDATE keys SET current_version = $1 WHERE id = $2 AND current_version = $3")
-            .bind(i64::from(version))
-            .bind(&key.id)
-            .bind(i64::from(key.current_version))
-            .execute(&mut *tx)
-            .await?;
+        let changed = sqlx::query(
+            "UPDATE keys SET current_version = $1 \
+             WHERE id = $2 AND current_version = $3 AND state = 'active'",
+        )
+        .bind(i64::from(version))
+        .bind(&key.id)
+        .bind(i64::from(key.current_version))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(KmsError::KeyState {
+                key: key.id,
+                reason: "changed concurrently; try again".into(),
+            });
+        }
         record_transition(
             &mut tx,
             &key.id,
@@ -516,19 +517,7 @@ impl Kms {
             .bind(&info.id)
             .execute(&mut *tx)
             .await?;
-        let now = now_ms();
-        for (index, officer) in spec.custodians.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO custodians (key_id, officer, share_index, assigned_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&info.id)
-            .bind(officer)
-            .bind(index as i64 + 1)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_custodians(&mut tx, &info.id, &spec.custodians).await?;
         sqlx::query("UPDATE keys SET custody_threshold = $1, custody_count = $2 WHERE id = $3")
             .bind(i64::from(spec.threshold))
             .bind(spec.custodians.len() as i64)

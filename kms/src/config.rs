@@ -84,7 +84,7 @@ pub struct HsmConfig {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The data directory (not read from the file: it is where the file is).
@@ -95,6 +95,17 @@ pub struct Config {
     /// HSM settings.
     #[serde(default)]
     pub hsm: HsmConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A database URL may carry a password.
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.as_ref().map(|_| "<configured>"))
+            .field("hsm", &self.hsm)
+            .finish()
+    }
 }
 
 fn env(name: &str) -> Option<String> {

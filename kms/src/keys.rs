@@ -174,18 +174,7 @@ pub(crate) async fn insert_key(
     )
     .await?;
     if let Some(custody) = &new.custody {
-        for (index, officer) in custody.custodians.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO custodians (key_id, officer, share_index, assigned_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&id)
-            .bind(officer)
-            .bind(index as i64 + 1)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
+        insert_custodians(tx, &id, custody.custodians).await?;
     }
     record_transition(tx, &id, None, "none", new.state.name(), reason, actors).await?;
     let (method, value) = check_columns(new.check);
@@ -215,6 +204,36 @@ pub(crate) async fn insert_key(
     )
     .await?;
     Ok(id)
+}
+
+/// Records the custodians of a key, share `i + 1` to the `i`-th officer.
+pub(crate) async fn insert_custodians(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    custodians: &[String],
+) -> Result<()> {
+    let now = now_ms();
+    for (index, officer) in custodians.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO custodians (key_id, officer, share_index, assigned_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(officer)
+        .bind(index as i64 + 1)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The custody threshold and count columns of a key.
+fn custody_of(threshold: Option<i64>, count: Option<i64>) -> Result<Option<(u8, u8)>> {
+    Ok(match (threshold, count) {
+        (Some(t), Some(c)) => Some((byte(t, "custody")?, byte(c, "custody")?)),
+        _ => None,
+    })
 }
 
 /// Inserts one version row.
@@ -339,10 +358,7 @@ impl Kms {
             state: state.parse()?,
             current_version: byte(row.try_get("current_version")?, "key version")?,
             min_version: byte(row.try_get("min_version")?, "key version")?,
-            custody: match (threshold, count) {
-                (Some(t), Some(c)) => Some((byte(t, "custody")?, byte(c, "custody")?)),
-                _ => None,
-            },
+            custody: custody_of(threshold, count)?,
         })
     }
 
@@ -466,7 +482,7 @@ impl Kms {
             .collect::<Result<Vec<_>>>()?;
         let transitions = sqlx::query(
             "SELECT at, version, from_state, to_state, reason, actors FROM key_transitions \
-             WHERE key_id = $1 ORDER BY at",
+             WHERE key_id = $1 ORDER BY id",
         )
         .bind(&id)
         .fetch_all(pool)
@@ -498,10 +514,7 @@ impl Kms {
             state_reason: row.try_get("state_reason")?,
             current_version: byte(row.try_get("current_version")?, "key version")?,
             min_version: byte(row.try_get("min_version")?, "key version")?,
-            custody: match (threshold, count) {
-                (Some(t), Some(c)) => Some((byte(t, "custody")?, byte(c, "custody")?)),
-                _ => None,
-            },
+            custody: custody_of(threshold, count)?,
             custodians,
             aliases,
             versions,
@@ -534,8 +547,11 @@ impl Kms {
         }
         let key = self.key_row(id_or_alias).await?;
         let act = format!("key {}", target.name());
+        // Suspending or reporting a compromise protects, so one officer may; but the KMS
+        // signing key signs every audit checkpoint, so any change to it needs the quorum.
+        let signing_key = key.id.starts_with(crate::model::KMS_SIGNING_TEMPLATE.name);
         let needed = match target {
-            KeyState::Suspended | KeyState::Compromised => 1,
+            KeyState::Suspended | KeyState::Compromised if !signing_key => 1,
             _ => self.quorum().await?,
         };
         let actors = self.approve(approvals, needed, &act).await?;

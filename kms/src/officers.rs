@@ -3,7 +3,7 @@
 //!
 //! The KMS, not its client, decides whether the officers present may act: each credential is
 //! verified against the store, each officer counts once, disabled officers do not count, and
-//! the act needs at least the bureau's quorum (never fewer than two officers).
+//! the act needs at least the bureau's quorum (at least two officers, fixed at initialisation).
 
 use crate::audit::{self, AuditRecord};
 use crate::error::{KmsError, Result};
@@ -213,22 +213,37 @@ impl Kms {
     }
 
     /// Disables an officer (their credentials stop counting); a quorum of other officers
-    /// approves.
+    /// approves, and at least the quorum of active officers must remain.
     pub async fn disable_officer(
         &self,
         approvals: &[Credential],
         name: &str,
         reason: &str,
     ) -> Result<()> {
+        const ACT: &str = "officer disable";
+        let object = format!("officer:{name}");
+        let names = || approvals.iter().map(|c| c.name.clone()).collect();
         if approvals.iter().any(|c| c.name == name) {
-            return Err(KmsError::NotAuthorised(
-                "an officer cannot approve their own disabling".into(),
-            ));
+            let reason = "an officer cannot approve their own disabling";
+            self.audit_refusal(names(), ACT, &object, reason).await?;
+            return Err(KmsError::NotAuthorised(reason.into()));
         }
-        let actors = self
-            .approve(approvals, self.quorum().await?, "officer disable")
-            .await?;
+        let quorum = self.quorum().await?;
+        let actors = self.approve(approvals, quorum, ACT).await?;
         let mut tx = self.store().begin().await?;
+        let active: i64 = sqlx::query("SELECT COUNT(*) AS n FROM officers WHERE status = 'active'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if usize::try_from(active).unwrap_or(0) <= quorum {
+            drop(tx);
+            let reason = format!(
+                "{active} active officers: disabling one would leave fewer than the quorum of \
+                 {quorum}, and no act could be approved again; register an officer first"
+            );
+            self.audit_refusal(actors, ACT, &object, &reason).await?;
+            return Err(KmsError::NotAuthorised(reason));
+        }
         let changed = sqlx::query(
             "UPDATE officers SET status = 'disabled', status_at = $1, status_reason = $2 \
              WHERE name = $3 AND status = 'active'",

@@ -112,8 +112,11 @@ pub fn prepare_shares_dir(dir: &Path, planned: &[(String, String, u8)]) -> Resul
 }
 
 /// Writes one share file per share (mode 0600, never replacing a file); returns their names.
+/// Every share is tried: the shares of a committed ceremony exist nowhere else, so one file
+/// that cannot be written does not cost the others, and the error names both kinds.
 pub fn write_shares(dir: &Path, shares: &[IssuedShare]) -> Result<Vec<String>> {
     let mut written = Vec::with_capacity(shares.len());
+    let mut failed = Vec::new();
     for share in shares {
         let path = share_path(dir, &share.officer, &share.key_id, share.version);
         let text = Zeroizing::new(format!(
@@ -133,13 +136,19 @@ pub fn write_shares(dir: &Path, shares: &[IssuedShare]) -> Result<Vec<String>> {
             kcv = share.kek_kcv,
             text = share.text.as_str(),
         ));
-        write_new(&path, text.as_bytes(), 0o600)?;
-        written.push(
-            path.file_name()
-                .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
-        );
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        match write_new(&path, text.as_bytes(), 0o600) {
+            Ok(()) => written.push(name),
+            Err(error) => failed.push(format!("{name} ({error})")),
+        }
     }
-    Ok(written)
+    if failed.is_empty() {
+        Ok(written)
+    } else {
+        Err(CliError::SharesNotWritten { written, failed })
+    }
 }
 
 /// What a ceremony that made a key version shows: never the shares, only where they went.

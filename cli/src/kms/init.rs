@@ -148,8 +148,14 @@ impl InitArgs {
                     Err(KmsError::NotFound { .. })
                 );
                 if fresh_hsm_dir && uninitialised {
-                    // Nothing is wrapped under this LMK yet; a new run makes a new one.
+                    // Nothing is wrapped under this LMK yet; a new run makes a new one, and
+                    // the shares of this one open nothing.
                     drop(std::fs::remove_dir_all(&hsm_dir));
+                    if let Some(dir) = &self.shares_out {
+                        for name in &share_files {
+                            drop(std::fs::remove_file(dir.join(name)));
+                        }
+                    }
                 }
                 return Err(err.into());
             }

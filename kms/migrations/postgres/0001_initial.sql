@@ -68,8 +68,9 @@ CREATE TABLE key_versions (
     PRIMARY KEY (key_id, version)
 );
 
--- Every lifecycle transition of a key, with when, why and by whom.
+-- Every lifecycle transition of a key, with when, why and by whom, in the order made.
 CREATE TABLE key_transitions (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     key_id      TEXT NOT NULL REFERENCES keys (id),
     at          BIGINT NOT NULL,
     version     BIGINT,

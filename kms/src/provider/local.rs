@@ -2,8 +2,8 @@
 //! directory.
 //!
 //! The state directory holds `lmk.sealed` (the LMK sealed under a key derived from the
-//! ceremony secret, [`ykt_hsm_sim::lmk`]) and `destroyed.log` (digests of destroyed blobs, so
-//! they stay refused after a restart). Opening the HSM needs the ceremony secret again: the
+//! ceremony secret, [`ykt_hsm_sim::lmk`]) and `destroyed.log` (the identities, nonce and tag, of
+//! destroyed blobs, so they stay refused after a restart). Opening the HSM needs the ceremony secret again: the
 //! officers' components or shares.
 
 use super::{Custody, GeneratedKey, Hsm, ProviderKind, SignInput, WrappedKey, WriteKey};

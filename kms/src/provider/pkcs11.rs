@@ -137,7 +137,6 @@ const TAG_LEN: usize = 32;
 const REFERENCE_LEN: usize = 1 + ID_LEN + TAG_LEN;
 /// Label of the token's binding key.
 const BINDING_LABEL: &str = "ykt-binding";
-/// Most diversification levels a command accepts, as in the simulator.
 /// Most idle sessions kept in the pool.
 const MAX_IDLE_SESSIONS: usize = 16;
 /// DER of the P-256 curve OID (1.2.840.10045.3.1.7), the `CKA_EC_PARAMS` of P-256 keys.

@@ -6,7 +6,9 @@
 //! tried once more on a fresh one. Refusals by the HSM are returned as they are.
 //!
 //! Clear key material never crosses the link, so forming keys from components or shares and
-//! custody splits and recoveries are [`KmsError::Unsupported`] here: they are run at the HSM.
+//! custody splits and recoveries (whose shares are clear secrets) are
+//! [`KmsError::Unsupported`] here: a KMS that needs them runs beside its HSM, on the
+//! in-process provider.
 
 use super::local::{blob_of, wrapped};
 use super::{Custody, GeneratedKey, Hsm, KeyCheck, ProviderKind, SignInput, WrappedKey, WriteKey};
