@@ -831,7 +831,6 @@ fn what_the_token_cannot_do_is_unsupported() {
     is_unsupported(hsm.import_key("D0000", &key), "key block import");
     is_unsupported(hsm.custody_split(&key, 2, 3), "custody split");
     is_unsupported(hsm.custody_recover("D0000", &[]), "custody recovery");
-    is_unsupported(hsm.form_key_from_shares(tac, &[]), "Shamir shares");
     hsm.destroy_key(&key).unwrap();
 }
 

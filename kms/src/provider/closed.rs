@@ -35,10 +35,6 @@ impl Hsm for Closed {
         closed("forming a key")
     }
 
-    fn form_key_from_shares(&self, _: KeyAttributes, _: &[Share]) -> Result<(WrappedKey, Kcv)> {
-        closed("forming a key")
-    }
-
     fn custody_split(&self, _: &WrappedKey, _: u8, _: u8) -> Result<Custody> {
         closed("custody split")
     }

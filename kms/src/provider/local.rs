@@ -119,15 +119,6 @@ impl Hsm for LocalHsm {
         Ok((wrapped(blob), kcvs))
     }
 
-    fn form_key_from_shares(
-        &self,
-        attributes: KeyAttributes,
-        shares: &[Share],
-    ) -> Result<(WrappedKey, Kcv)> {
-        let (blob, kcv) = self.engine.form_key_from_shares(attributes, shares)?;
-        Ok((wrapped(blob), kcv))
-    }
-
     fn custody_split(&self, key: &WrappedKey, threshold: u8, count: u8) -> Result<Custody> {
         let custody = self
             .engine

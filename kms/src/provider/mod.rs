@@ -192,14 +192,6 @@ pub trait Hsm: Send + Sync {
         components: &[KeyComponent],
     ) -> Result<(WrappedKey, FormedKcvs)>;
 
-    /// Forms a symmetric key from Shamir shares of the key
-    /// ([`ykt_hsm_sim::Hsm::form_key_from_shares`]).
-    fn form_key_from_shares(
-        &self,
-        attributes: KeyAttributes,
-        shares: &[Share],
-    ) -> Result<(WrappedKey, Kcv)>;
-
     /// Makes the custody backup of a key for `count` custodians, any `threshold` of whom can
     /// recover it ([`ykt_hsm_sim::Hsm::custody_split`]).
     fn custody_split(&self, key: &WrappedKey, threshold: u8, count: u8) -> Result<Custody>;

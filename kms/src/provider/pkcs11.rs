@@ -70,8 +70,8 @@
 //! - WRITE KEY: the key record (header and key bytes, not block-aligned) must be encrypted and
 //!   MACed with a retail MAC inside the HSM; no mechanism builds that record from a key object.
 //! - 3DES CMAC check values: `cryptoki` 0.12 has no `CKM_DES3_CMAC`.
-//! - Key block (TR-31 style) export and import, custody split and recovery, forming from
-//!   Shamir shares: these are the simulator's formats and custody scheme.
+//! - Key block (TR-31 style) export and import, custody split and recovery: these are the
+//!   simulator's formats and custody scheme.
 //!
 //! Nothing falls back to computing with a clear key in this process.
 //!
@@ -1047,14 +1047,6 @@ impl Hsm for Pkcs11Hsm {
             ));
         }
         Ok((self.finish(&mut lease, attributes, &id, &[handle])?, kcvs))
-    }
-
-    fn form_key_from_shares(
-        &self,
-        _attributes: KeyAttributes,
-        _shares: &[Share],
-    ) -> Result<(WrappedKey, Kcv)> {
-        Err(unsupported("forming a key from Shamir shares"))
     }
 
     fn custody_split(&self, _key: &WrappedKey, _threshold: u8, _count: u8) -> Result<Custody> {

@@ -141,14 +141,6 @@ impl Hsm for RemoteHsm {
         Err(unsupported("forming a key from clear components"))
     }
 
-    fn form_key_from_shares(
-        &self,
-        _attributes: KeyAttributes,
-        _shares: &[Share],
-    ) -> Result<(WrappedKey, Kcv)> {
-        Err(unsupported("forming a key from clear shares"))
-    }
-
     fn custody_split(&self, _key: &WrappedKey, _threshold: u8, _count: u8) -> Result<Custody> {
         Err(unsupported("a custody split"))
     }
