@@ -29,6 +29,8 @@ pub enum KeyCommand {
     Suspend(TransitionArgs),
     /// Put a suspended key back into use.
     Resume(TransitionArgs),
+    /// Put a pre-active key into use (the quorum).
+    Activate(TransitionArgs),
     /// Deactivate a key (it then only verifies past transactions), or with --version retire
     /// one old version.
     Retire(RetireArgs),
@@ -50,7 +52,7 @@ impl GroupCommand for KeyCommand {
             Self::Show(args) => args.run(context),
             Self::Rotate(args) => args.run(context),
             Self::Suspend(args) => args.run(context, KeyState::Suspended),
-            Self::Resume(args) => args.run(context, KeyState::Active),
+            Self::Resume(args) | Self::Activate(args) => args.run(context, KeyState::Active),
             Self::Retire(args) => args.run(context),
             Self::Compromised(args) => args.run(context),
             Self::Destroy(args) => args.run(context),
@@ -227,7 +229,7 @@ fn changed(context: &Context, kms: &ykt_kms::Kms, key: &str, reason: &str) -> Re
     )))
 }
 
-/// Arguments of `ykt key suspend` and `ykt key resume`.
+/// Arguments of `ykt key suspend`, `ykt key resume` and `ykt key activate`.
 #[derive(Args)]
 pub struct TransitionArgs {
     /// The key (ID or alias).

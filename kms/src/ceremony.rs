@@ -224,8 +224,8 @@ impl Kms {
             .custody_split(key, spec.threshold, spec.custodians.len() as u8)
     }
 
-    /// Generates a key of `template` at `scope` under M-of-N custody (masters and other
-    /// symmetric keys) and hands out one share per custodian. Needs the quorum.
+    /// Generates a key of `template` at `scope`, active, under M-of-N custody (masters and
+    /// other symmetric keys) and hands out one share per custodian. Needs the quorum.
     pub async fn generate_key(
         &self,
         approvals: &[Credential],
@@ -234,6 +234,31 @@ impl Kms {
         scope: Scope,
         custody: Option<&CustodySpec>,
     ) -> Result<KeyReport> {
+        self.generate_key_in(
+            approvals,
+            template,
+            algorithm,
+            scope,
+            custody,
+            KeyState::Active,
+        )
+        .await
+    }
+
+    /// [`Kms::generate_key`], the key made in state `initial`: active, or pre-active (made
+    /// and backed up now, usable once the quorum activates it with [`Kms::transition`]).
+    pub async fn generate_key_in(
+        &self,
+        approvals: &[Credential],
+        template: Template,
+        algorithm: KeyAlgorithm,
+        scope: Scope,
+        custody: Option<&CustodySpec>,
+        initial: KeyState,
+    ) -> Result<KeyReport> {
+        if !matches!(initial, KeyState::Active | KeyState::PreActive) {
+            return Err(invalid("state", "a new key is active or pre-active"));
+        }
         let actors = self
             .approve(approvals, self.quorum().await?, "ceremony generate")
             .await?;
@@ -253,7 +278,7 @@ impl Kms {
                 template,
                 algorithm,
                 scope,
-                state: KeyState::Active,
+                state: initial,
                 provider: self.hsm().kind().name(),
                 key: &generated.key,
                 check: &generated.check,

@@ -440,6 +440,52 @@ async fn lifecycle_refusals(f: Fixture) {
         .await
         .unwrap();
     let three = creds(&["alice", "bob", "carol"]);
+    // A pre-active key is backed up but unusable until the quorum activates it.
+    let staged = f
+        .kms
+        .generate_key_in(
+            &three,
+            TRANSPORT_TEMPLATE,
+            KeyAlgorithm::Aes256,
+            Scope::School(SchoolCode::new(SCHOOL).unwrap()),
+            None,
+            KeyState::PreActive,
+        )
+        .await
+        .unwrap();
+    assert!(
+        f.kms
+            .wrapped(&staged.key_id, None, Purpose::Use)
+            .await
+            .is_err()
+    );
+    assert!(
+        f.kms
+            .transition(&creds(&["dave"]), &staged.key_id, KeyState::Active, "go")
+            .await
+            .is_err()
+    );
+    f.kms
+        .transition(&three, &staged.key_id, KeyState::Active, "school ready")
+        .await
+        .unwrap();
+    f.kms
+        .wrapped(&staged.key_id, None, Purpose::Use)
+        .await
+        .unwrap();
+    assert!(
+        f.kms
+            .generate_key_in(
+                &three,
+                TRANSPORT_TEMPLATE,
+                KeyAlgorithm::Sm4,
+                Scope::Bureau,
+                None,
+                KeyState::Suspended,
+            )
+            .await
+            .is_err()
+    );
     // Suspending is protective: one officer may. A suspended key cannot be used.
     f.kms
         .transition(

@@ -10,7 +10,7 @@ use clap::Args;
 use std::path::PathBuf;
 use ykt_kms::KmsError;
 use ykt_kms::ceremony::CustodySpec;
-use ykt_kms::model::{MASTER_TEMPLATES, Scope, Template};
+use ykt_kms::model::{KeyState, MASTER_TEMPLATES, Scope, Template};
 
 /// Custody of a new key: `--threshold` of the `--custodian`s can recover it.
 #[derive(Args)]
@@ -39,6 +39,9 @@ pub struct GenerateArgs {
     /// Where the key sits: `bureau` or `school:CODE` (a school's transport key).
     #[arg(long, value_name = "bureau|school:CODE", default_value = "bureau")]
     scope: String,
+    /// Make the key pre-active: backed up now, usable once the quorum runs `ykt key activate`.
+    #[arg(long)]
+    pre_active: bool,
     #[command(flatten)]
     custody: CustodyArgs,
     #[command(flatten)]
@@ -107,12 +110,18 @@ impl GenerateArgs {
         let approvals = context.credentials(&self.officers.names)?;
         let mut records = Vec::with_capacity(templates.len());
         for template in templates {
-            let report = context.block_on(kms.generate_key(
+            let initial = if self.pre_active {
+                KeyState::PreActive
+            } else {
+                KeyState::Active
+            };
+            let report = context.block_on(kms.generate_key_in(
                 &approvals,
                 template,
                 algorithm,
                 scope.clone(),
                 spec.as_ref(),
+                initial,
             ))?;
             let files = match &self.custody.shares_out {
                 Some(dir) => write_shares(dir, &report.shares)?,

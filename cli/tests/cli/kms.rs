@@ -649,6 +649,31 @@ fn every_kms_command_prints_one_json_line() {
     assert_eq!(bureau.json(&["region", "list"])[0]["code"], REGION);
     assert_eq!(bureau.json(&["school", "list"])[0]["region"], REGION);
 
+    // A pre-active key waits for the quorum to activate it.
+    let school_scope = format!("school:{SCHOOL}");
+    let mut args = vec![
+        "ceremony",
+        "generate",
+        "--template",
+        "transport",
+        "--alg",
+        "aes128",
+        "--scope",
+        &school_scope,
+        "--pre-active",
+    ];
+    args.extend(quorum(3));
+    let staged = bureau.json(&args);
+    let staged_id = staged["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bureau.json(&["key", "show", &staged_id])["state"],
+        "pre-active"
+    );
+    let mut args = vec!["key", "activate", &staged_id, "--reason", "school ready"];
+    args.extend(quorum(3));
+    bureau.json(&args);
+    assert_eq!(bureau.json(&["key", "show", &staged_id])["state"], "active");
+
     // A sixth officer, then disabled by three others.
     let frank = bureau.path("frank.toml");
     let mut text = std::fs::read_to_string(&bureau.ceremony).unwrap();
