@@ -37,13 +37,26 @@ pub struct VerifyArgs {
     /// repeat).
     #[arg(long = "officer", value_name = "NAME")]
     holders: Vec<String>,
+    /// A checkpoint noted earlier outside the KMS, as SEQ:HASH (`last_checkpoint` and
+    /// `last_checkpoint_hash` of a former verification): the chain must still have it.
+    #[arg(long, value_name = "SEQ:HASH", value_parser = parse_anchor)]
+    anchor: Option<(u64, [u8; 32])>,
+}
+
+/// `--anchor`: a sequence number and a 32-byte hash in hex.
+fn parse_anchor(text: &str) -> Result<(u64, [u8; 32])> {
+    let bad = || CliError::Usage("must be SEQ:HASH, the hash 64 hex digits".into());
+    let (seq, hash) = text.split_once(':').ok_or_else(bad)?;
+    let seq = seq.parse().map_err(|_| bad())?;
+    let hash = hex::decode(hash).map_err(|_| bad())?;
+    Ok((seq, hash.try_into().map_err(|_| bad())?))
 }
 
 impl VerifyArgs {
     /// Verifies the chain.
     pub fn run(self, context: &Context) -> Result<Report> {
         let kms = context.open(Need::Hsm(&self.holders))?;
-        let report = context.block_on(kms.verify_audit())?;
+        let report = context.block_on(kms.verify_audit_anchored(self.anchor))?;
         let intact = report.is_intact();
         let (seq, reason) = match report.fault {
             Some(fault) => (Some(fault.seq), Some(fault.reason)),
@@ -56,6 +69,7 @@ impl VerifyArgs {
                     .with("records", report.records)
                     .with("checkpoints", report.checkpoints)
                     .with("last_checkpoint", report.last_checkpoint)
+                    .with("last_checkpoint_hash", report.last_checkpoint_hash)
                     .with("unsigned", report.unsigned)
                     .with("fault_seq", seq)
                     .with("fault_reason", reason),

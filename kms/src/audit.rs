@@ -74,6 +74,9 @@ pub struct AuditReport {
     pub checkpoints: u64,
     /// Sequence number of the last verified checkpoint (0: none).
     pub last_checkpoint: u64,
+    /// The chain's hash at the last verified checkpoint (hex): the anchor officers note
+    /// outside the KMS, to give to a later verification ([`Kms::verify_audit_anchored`]).
+    pub last_checkpoint_hash: Option<String>,
     /// Records after the last checkpoint: hash-chained, not yet signed (the acts of a
     /// store-only KMS, until the next act with the HSM).
     pub unsigned: u64,
@@ -368,6 +371,42 @@ impl Kms {
     /// the first record that cannot be trusted, and how many records no checkpoint covers
     /// yet.
     pub async fn verify_audit(&self) -> Result<AuditReport> {
+        self.verify_audit_anchored(None).await
+    }
+
+    /// [`Kms::verify_audit`], and the chain must still have the hash `anchor` names at its
+    /// sequence number, under a verified checkpoint: an anchor noted outside the KMS (from an
+    /// earlier report's last checkpoint) catches even a whole chain rewritten and signed anew
+    /// by someone who could both write the store and make the KMS sign.
+    pub async fn verify_audit_anchored(
+        &self,
+        anchor: Option<(u64, [u8; 32])>,
+    ) -> Result<AuditReport> {
+        let mut report = self.verify_chain().await?;
+        if let (Some((seq, hash)), None) = (anchor, &report.fault) {
+            let entries = self.audit_entries(i64::MIN).await?;
+            let at = usize::try_from(seq)
+                .ok()
+                .and_then(|s| s.checked_sub(1))
+                .and_then(|i| entries.get(i));
+            let reason = match at {
+                _ if seq > report.last_checkpoint => Some(format!(
+                    "the anchor {seq} is past the last checkpoint {}",
+                    report.last_checkpoint
+                )),
+                Some(entry) if entry.hash == hex::encode_upper(hash) => None,
+                _ => Some(format!(
+                    "the chain no longer has the anchored hash at {seq}: it was rewritten"
+                )),
+            };
+            if let Some(reason) = reason {
+                report.fault = Some(AuditFault { seq: 1, reason });
+            }
+        }
+        Ok(report)
+    }
+
+    async fn verify_chain(&self) -> Result<AuditReport> {
         let mut tx = self.store().begin_snapshot().await?;
         let entries = entries(&mut tx, "seq >= $1", 0).await?;
         let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -385,6 +424,7 @@ impl Kms {
             records: last,
             checkpoints: 0,
             last_checkpoint: 0,
+            last_checkpoint_hash: None,
             unsigned: last,
             fault: None,
         };
@@ -458,6 +498,7 @@ impl Kms {
             }
             report.checkpoints += 1;
             report.last_checkpoint = seq;
+            report.last_checkpoint_hash = Some(hex::encode_upper(hash));
             previous = (seq, hash);
         }
         if last > 0 && report.checkpoints == 0 {

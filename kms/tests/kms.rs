@@ -813,6 +813,20 @@ async fn audit_tampering_is_detected(f: Fixture) {
         .unwrap();
     let saved = repaired;
     assert!(f.kms.verify_audit().await.unwrap().is_intact());
+    // The anchor officers note outside the KMS.
+    let before = f.kms.verify_audit().await.unwrap();
+    let anchor_hash: [u8; 32] = hex::decode(before.last_checkpoint_hash.unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let anchor = (before.last_checkpoint, anchor_hash);
+    assert!(
+        f.kms
+            .verify_audit_anchored(Some(anchor))
+            .await
+            .unwrap()
+            .is_intact()
+    );
     // Rewrite record 6 and re-chain every hash after it and the head: only the signed
     // checkpoints can tell, and they do.
     let mut forged = saved.clone();
@@ -835,6 +849,22 @@ async fn audit_tampering_is_detected(f: Fixture) {
     let fault = report.fault.expect("a re-chained rewrite was not detected");
     assert!(fault.seq <= 6, "{fault:?}");
     assert!(fault.reason.contains("rewritten"), "{fault:?}");
+    // A forger who can also make the KMS sign removes every checkpoint and lets the next
+    // act sign the rewritten chain: it then verifies, except against the anchor.
+    sqlx::query("DELETE FROM audit_checkpoints")
+        .execute(&pool)
+        .await
+        .unwrap();
+    f.kms
+        .set_alias(&creds(&["erin"])[0], "alias/after-forgery", "purchase-sm4")
+        .await
+        .unwrap();
+    assert!(f.kms.verify_audit().await.unwrap().is_intact());
+    let anchored = f.kms.verify_audit_anchored(Some(anchor)).await.unwrap();
+    let fault = anchored
+        .fault
+        .expect("the anchor did not catch the rewrite");
+    assert!(fault.reason.contains("anchor"), "{fault:?}");
 }
 
 async fn bad_input_changes_nothing(f: Fixture) {

@@ -432,6 +432,21 @@ fn a_bureau_from_initialisation_to_a_verified_audit_log() {
     assert!(records > 20, "{verified}");
     assert!(verified["checkpoints"].as_u64().unwrap() > 0);
     assert!(verified["last_checkpoint"].as_u64().unwrap() > 0);
+    // The last checkpoint, noted outside the KMS, anchors later verifications.
+    let anchor = format!(
+        "{}:{}",
+        verified["last_checkpoint"],
+        verified["last_checkpoint_hash"].as_str().unwrap()
+    );
+    let anchored = bureau.json(&["audit", "verify", "--anchor", &anchor]);
+    assert_eq!(anchored["intact"], true, "{anchored}");
+    let wrong = format!("{}:{}", verified["last_checkpoint"], "00".repeat(32));
+    let refused = bureau.json_code_with(
+        &bureau.ceremony,
+        &["audit", "verify", "--anchor", &wrong],
+        1,
+    );
+    assert_eq!(refused["intact"], false);
     let export = bureau.run(&["audit", "export"]);
     assert_eq!(export.code, 0, "{}", export.stderr);
     assert_eq!(export.stdout.lines().count() as u64, records);
