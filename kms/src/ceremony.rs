@@ -481,9 +481,9 @@ impl Kms {
         )
         .await?;
         let (method, value) = check_columns(&generated.check);
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "key.rotate".into(),
                 object: format!("key:{}", key.id),
@@ -492,8 +492,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(report(
             key.id,
             version,
@@ -549,9 +547,9 @@ impl Kms {
             .bind(&info.id)
             .execute(&mut *tx)
             .await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "custody.resplit".into(),
                 object: format!("key:{}", info.id),
@@ -564,8 +562,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(splits
             .into_iter()
             .flat_map(|(version, custody)| issued(&info.id, version, spec, custody))
@@ -653,9 +649,9 @@ impl Kms {
                 reason: "changed concurrently; try again".into(),
             });
         }
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "custody.recover".into(),
                 object,
@@ -664,8 +660,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(stored)
     }
 
@@ -729,10 +723,10 @@ impl Kms {
         package.signer_version = signer_version;
         let signature = self.sign_with(&signing_key, &package.signed_bytes())?;
         package.signature = hex::encode_upper(signature);
-        let mut tx = self.store().begin().await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        let tx = self.store().begin().await?;
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "ceremony.export-school".into(),
                 object: format!("school:{}", school.code),
@@ -747,8 +741,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(package)
     }
 

@@ -587,9 +587,9 @@ impl Kms {
             &actors,
         )
         .await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: format!("key.{}", target.name()),
                 object: format!("key:{}", key.id),
@@ -598,8 +598,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -657,9 +655,9 @@ impl Kms {
             &actors,
         )
         .await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "key.retire-version".into(),
                 object: format!("key:{}", key.id),
@@ -668,8 +666,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -715,9 +711,9 @@ impl Kms {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors: vec![actor],
                 act: "key.alias".into(),
                 object: format!("alias:{alias}"),
@@ -726,8 +722,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 

@@ -365,6 +365,19 @@ impl Kms {
         ))
     }
 
+    /// Ends an act: appends its audit record to `tx`, commits, and signs a checkpoint
+    /// ([`Kms::checkpoint_after_act`]).
+    pub(crate) async fn commit_audited(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        record: AuditRecord,
+    ) -> Result<()> {
+        audit::append(&mut tx, &record).await?;
+        tx.commit().await?;
+        self.checkpoint_after_act().await;
+        Ok(())
+    }
+
     /// Signs a checkpoint after a committed act, so that the chain is signed up to it. The
     /// act stands whatever happens here (its record is in the chain, hash-linked): a
     /// checkpoint that cannot be signed (the signing key suspended, the HSM unreachable) is

@@ -5,7 +5,7 @@
 //! verified against the store, each officer counts once, disabled officers do not count, and
 //! the act needs at least the bureau's quorum (at least two officers, fixed at initialisation).
 
-use crate::audit::{self, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::error::{KmsError, Result};
 use crate::kms::Kms;
 use crate::store::{Object, now_ms};
@@ -196,9 +196,9 @@ impl Kms {
             .await?;
         let mut tx = self.store().begin().await?;
         insert_officer(&mut tx, &officer, &hash).await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "officer.add".into(),
                 object: format!("officer:{}", officer.credential.name),
@@ -207,8 +207,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -260,9 +258,9 @@ impl Kms {
                 id: name.to_owned(),
             });
         }
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: "officer.disable".into(),
                 object: format!("officer:{name}"),
@@ -271,8 +269,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -306,10 +302,10 @@ impl Kms {
         object: &str,
         reason: &str,
     ) -> Result<()> {
-        let mut tx = self.store().begin().await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        let tx = self.store().begin().await?;
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors,
                 act: act.replace(' ', "."),
                 object: object.to_owned(),
@@ -318,8 +314,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 }

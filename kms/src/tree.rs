@@ -2,7 +2,7 @@
 //! diversified by the region code, the school code and the card's application serial number;
 //! a school's PSAM keys are the masters diversified to the school level.
 
-use crate::audit::{self, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::error::{KmsError, Result};
 use crate::kms::Kms;
 use crate::model::{RegionCode, SchoolCode};
@@ -62,9 +62,9 @@ impl Kms {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors: vec![actor],
                 act: "region.add".into(),
                 object: format!("region:{code}"),
@@ -73,8 +73,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
@@ -106,9 +104,9 @@ impl Kms {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        audit::append(
-            &mut tx,
-            &AuditRecord {
+        self.commit_audited(
+            tx,
+            AuditRecord {
                 actors: vec![actor],
                 act: "school.add".into(),
                 object: format!("school:{code}"),
@@ -121,8 +119,6 @@ impl Kms {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
