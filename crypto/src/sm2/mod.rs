@@ -199,6 +199,14 @@ pub struct Sm2PrivateKey {
     public: Sm2PublicKey,
 }
 
+impl Drop for Sm2PrivateKey {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.d.zeroize();
+        self.inv_one_plus_d.zeroize();
+    }
+}
+
 impl Sm2PrivateKey {
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate() -> Result<Self> {
