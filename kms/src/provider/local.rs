@@ -39,6 +39,26 @@ pub(crate) fn blob_of(key: &WrappedKey) -> Result<KeyBlob> {
     Ok(blob)
 }
 
+/// Runs `call` on the simulator's form of a WRITE KEY request: both keys opened as blobs
+/// ([`blob_of`]), every other field as given.
+pub(crate) fn with_write_key_request<T>(
+    request: &WriteKey<'_>,
+    call: impl FnOnce(&WriteKeyRequest<'_>) -> Result<T>,
+) -> Result<T> {
+    let key = blob_of(request.key)?;
+    let under = blob_of(request.under)?;
+    call(&WriteKeyRequest {
+        key: &key,
+        key_factors: request.key_factors,
+        under: &under,
+        under_factors: request.under_factors,
+        challenge: request.challenge,
+        p1: request.p1,
+        p2: request.p2,
+        record_header: request.record_header,
+    })
+}
+
 /// Wraps a simulator blob.
 pub(crate) fn wrapped(blob: KeyBlob) -> WrappedKey {
     WrappedKey::new(*blob.attributes(), blob.as_bytes().to_vec())
@@ -186,18 +206,7 @@ impl Hsm for LocalHsm {
     }
 
     fn write_key_command(&self, request: &WriteKey<'_>) -> Result<Vec<u8>> {
-        let key = blob_of(request.key)?;
-        let under = blob_of(request.under)?;
-        Ok(self.engine.write_key_command(&WriteKeyRequest {
-            key: &key,
-            key_factors: request.key_factors,
-            under: &under,
-            under_factors: request.under_factors,
-            challenge: request.challenge,
-            p1: request.p1,
-            p2: request.p2,
-            record_header: request.record_header,
-        })?)
+        with_write_key_request(request, |r| Ok(self.engine.write_key_command(r)?))
     }
 
     fn external_auth_cryptogram(

@@ -10,7 +10,7 @@
 //! [`KmsError::Unsupported`] here: a KMS that needs them runs beside its HSM, on the
 //! in-process provider.
 
-use super::local::{blob_of, wrapped};
+use super::local::{blob_of, with_write_key_request, wrapped};
 use super::{Custody, GeneratedKey, Hsm, KeyCheck, ProviderKind, SignInput, WrappedKey, WriteKey};
 use crate::error::{KmsError, Result};
 use std::sync::Mutex;
@@ -18,7 +18,7 @@ use ykt_crypto::{Kcv, KcvMethod, Load, Signature};
 use ykt_hsm_sim::host::{CheckValue, HostClient, HostError, RemoteKeyCheck, TacRecord};
 use ykt_hsm_sim::keyblock::KeyBlock;
 use ykt_hsm_sim::shamir::Share;
-use ykt_hsm_sim::{FormedKcvs, KeyAttributes, KeyComponent, TacCheck, WriteKeyRequest};
+use ykt_hsm_sim::{FormedKcvs, KeyAttributes, KeyComponent, TacCheck};
 use zeroize::Zeroizing;
 
 const PROVIDER: &str = "remote HSM";
@@ -205,19 +205,7 @@ impl Hsm for RemoteHsm {
     }
 
     fn write_key_command(&self, request: &WriteKey<'_>) -> Result<Vec<u8>> {
-        let key = blob_of(request.key)?;
-        let under = blob_of(request.under)?;
-        let request = WriteKeyRequest {
-            key: &key,
-            key_factors: request.key_factors,
-            under: &under,
-            under_factors: request.under_factors,
-            challenge: request.challenge,
-            p1: request.p1,
-            p2: request.p2,
-            record_header: request.record_header,
-        };
-        self.with_client(|c| c.write_key_command(&request))
+        with_write_key_request(request, |r| self.with_client(|c| c.write_key_command(r)))
     }
 
     fn external_auth_cryptogram(
