@@ -69,6 +69,21 @@ impl Card {
         Ok(key)
     }
 
+    /// The key protecting an 84D4 in the current DF: its master key 39/00, or, while its key
+    /// file has none yet, the nearest enclosing DF's (FMCOS: a new DF's first keys are written
+    /// under its parent's master key).
+    fn write_key_master(&self) -> Result<SymmetricKey, Sw> {
+        let path = &self.session.df;
+        (0..=path.len())
+            .rev()
+            .filter_map(|depth| self.mf().descend(&path[..depth]))
+            .filter_map(|df| df.key_file())
+            .find_map(|keys| keys.find(kind::EXTERNAL, 0))
+            .ok_or(Sw::ReferenceNotFound)?
+            .secret
+            .key(self.algorithm())
+    }
+
     /// The lowest-ID key of type `base`, unblocked: the PIN-unblock and PIN-reload keys.
     fn first_usable(&self, base: u8) -> Result<(u8, SymmetricKey), Sw> {
         let key = self.key_file()?.first(base).ok_or(Sw::ReferenceNotFound)?;
@@ -265,7 +280,8 @@ impl Card {
 
     /// WRITE KEY: P1 01 adds key P2 (add right of the key file), P1 = key type modifies it
     /// (its change right; a key with protection bits only through 84D4). CLA 84: the data is
-    /// `ENC(Ld‖record)‖MAC` under the DF master key 39/00 with the challenge IV. On a PSAM,
+    /// `ENC(Ld‖record)‖MAC` under the DF master key 39/00 (the enclosing DF's while the DF has
+    /// none) with the challenge IV. On a PSAM,
     /// P1 P2 = 00 00 writes an application key (`usage version algorithm key`).
     pub(crate) fn write_key(&mut self, c: &Command) -> Reply {
         let keys = self.df()?.key_file().ok_or(Sw::FileNotFound)?;
@@ -289,7 +305,7 @@ impl Card {
         }
         let old_shape = modified.map(|k| (k.base(), k.secret.expose().len()));
         let data = if c.cla == 0x84 {
-            let master = self.key(kind::EXTERNAL, 0)?.secret.key(self.algorithm())?;
+            let master = self.write_key_master()?;
             let challenge = self.take_challenge()?;
             sm::open(&master, &challenge, c, true)?
         } else {

@@ -2,35 +2,12 @@
 //! (RFC 3339).
 
 use crate::error::{CliError, Result};
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+use ykt_apdu::pboc::Date;
 
 /// `ms` (Unix milliseconds) as RFC 3339 UTC with milliseconds: `2025-03-01T08:30:00.000Z`.
 pub fn format_ms(ms: i64) -> String {
     let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = Date::from_unix_days(days).ymd();
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rest / 3_600_000,
@@ -65,17 +42,8 @@ pub fn parse_since(text: &str) -> Result<i64> {
     let (Some(year), Some(month), Some(day)) = (year, month, day) else {
         return Err(invalid());
     };
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        _ => return Err(invalid()),
-    };
-    if !(1..=days_in_month).contains(&day) {
-        return Err(invalid());
-    }
-    let midnight = days_from_civil(year, month, day) * 86_400_000;
+    let date = Date::new(year as u16, month as u8, day as u8).ok_or_else(invalid)?;
+    let midnight = date.unix_days() * 86_400_000;
     let rest = &text[10..];
     if rest.is_empty() {
         return Ok(midnight);

@@ -647,9 +647,15 @@ impl Hsm {
             Modes::NONE,
             OP,
         )?;
+        // On FMCOS the DF master key is the DF's key 39/00, an external-authentication key:
+        // the card master, an application master or the vendor's transport key.
         let (_, under) = self.card_key(
             request.under,
-            &[KeyUsage::AppMaster, KeyUsage::KeyEncryption],
+            &[
+                KeyUsage::AppMaster,
+                KeyUsage::ExternalAuth,
+                KeyUsage::KeyEncryption,
+            ],
             request.under_factors,
             Modes::ENCRYPT,
             OP,
