@@ -65,7 +65,8 @@ pub struct Date {
 impl Date {
     /// The date, when it exists (years 1000 to 9999).
     pub fn new(year: u16, month: u8, day: u8) -> Option<Self> {
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let leap =
+            year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
         let days_in_month = match month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,
@@ -224,7 +225,13 @@ mod tests {
         assert_eq!(Date::parse("2000-02-29"), Some(leap));
         assert_eq!(leap.add_years(1), Date::new(2001, 2, 28));
         assert_eq!(leap.add_days(1), Date::new(2000, 3, 1).unwrap());
-        for bad in ["20010229", "2024-13-01", "2024011", "2024O101", "0999-01-01"] {
+        for bad in [
+            "20010229",
+            "2024-13-01",
+            "2024011",
+            "2024O101",
+            "0999-01-01",
+        ] {
             assert!(Date::parse(bad).is_none(), "{bad}");
         }
         for days in [-1, 0, 59, 10_957, 20_000, 2_932_896] {

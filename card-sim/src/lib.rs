@@ -40,6 +40,7 @@ mod purse;
 mod random;
 mod security;
 mod sm;
+pub mod vendor;
 
 pub use card::{Card, CardAlgorithm, Chip, ChipKind};
 pub use error::{Result, SimError};

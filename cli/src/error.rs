@@ -113,6 +113,12 @@ pub enum CliError {
     /// authorised, a lifecycle rule, the HSM or the store.
     #[error(transparent)]
     Kms(#[from] ykt_kms::KmsError),
+    /// The link to a card or PSAM failed.
+    #[error("card link: {0}")]
+    Link(#[from] ykt_apdu::ApduError),
+    /// The issuing station refused or failed.
+    #[error(transparent)]
+    Issue(#[from] ykt_issuer::IssueError),
     /// A ceremony was committed but some of its share files could not be written: the
     /// custodians of those shares must re-split the key's custody.
     #[error(
@@ -207,6 +213,13 @@ impl CliError {
             #[cfg(feature = "pcsc")]
             Self::Pcsc { .. } => ExitCode::FAILURE,
             Self::Kms(err) => kms_exit_code(err),
+            Self::Issue(ykt_issuer::IssueError::Kms(err)) => kms_exit_code(err),
+            Self::Issue(
+                ykt_issuer::IssueError::Roster(_)
+                | ykt_issuer::IssueError::Profile { .. }
+                | ykt_issuer::IssueError::Io { .. },
+            ) => ExitCode::from(2),
+            Self::Issue(_) => ExitCode::FAILURE,
             Self::NoKms(_) => ExitCode::from(2),
             Self::Bench(_) | Self::SharesNotWritten { .. } => ExitCode::FAILURE,
             Self::Crypto(_)
@@ -214,6 +227,7 @@ impl CliError {
             | Self::Write { .. }
             | Self::ScriptRun { .. }
             | Self::Card(_)
+            | Self::Link(_)
             | Self::Terminal(_)
             | Self::Signals(_)
             | Self::Prompt { .. }

@@ -37,15 +37,19 @@ mod bench;
 mod card;
 mod ceremony;
 mod context;
+mod demo;
 mod error;
 mod hex_arg;
 mod hsm;
+mod issue;
 mod key;
 mod kms;
 mod lab;
 mod officer;
 mod output;
+mod profile;
 mod script;
+mod terminal;
 mod time;
 mod tree;
 
@@ -69,6 +73,9 @@ struct Cli {
 /// The command groups.
 #[derive(Subcommand)]
 enum Command {
+    /// The whole story on embedded defaults: KMS, key ceremonies, PSAMs, a batch of student
+    /// cards, loads, purchases, clearing and the audit chain, in a fresh data directory.
+    Demo(demo::DemoArgs),
     /// Lab calculator: KCV, diversification, MACs, e-purse cryptograms, secure messaging,
     /// SM2/SM3, self-test.
     #[command(subcommand)]
@@ -100,11 +107,19 @@ enum Command {
     Audit(Group<audit::AuditCommand>),
     /// The HSM simulator: serve it over the host protocol.
     Hsm(Group<hsm::HsmCommand>),
+    /// Personalisation profiles: list, export, check.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
+    /// The issuing station: user cards from rosters, PSAMs, resume, the journal.
+    Issue(Group<issue::IssueCommand>),
+    /// A terminal: balance, log, online load, purchase through a PSAM, clearing.
+    Terminal(Group<terminal::TerminalCommand>),
 }
 
 impl Command {
     fn run(self) -> Result<Report> {
         match self {
+            Self::Demo(args) => args.run(),
             Self::Lab(command) => command.run(),
             Self::Bench(command) => command.run(),
             Self::Script(command) => command.run(),
@@ -117,6 +132,9 @@ impl Command {
             Self::Key(group) => group.run(),
             Self::Audit(group) => group.run(),
             Self::Hsm(group) => group.run(),
+            Self::Profile(command) => command.run(),
+            Self::Issue(group) => group.run(),
+            Self::Terminal(group) => group.run(),
         }
     }
 }

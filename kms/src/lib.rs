@@ -12,6 +12,7 @@ pub mod ceremony;
 pub mod ceremony_file;
 pub mod config;
 pub mod error;
+pub mod issuance;
 pub mod keys;
 pub mod kms;
 pub mod model;

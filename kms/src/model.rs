@@ -4,7 +4,9 @@
 use crate::error::{KmsError, Result};
 use std::fmt;
 use std::str::FromStr;
-use ykt_hsm_sim::{Exportability, KeyAlgorithm, KeyAttributes, KeyUsage, Modes};
+use ykt_hsm_sim::{Exportability, KeyAttributes, KeyUsage, Modes};
+
+pub use ykt_hsm_sim::KeyAlgorithm;
 
 /// Packs a decimal code into an 8-byte diversification factor: BCD, left-padded with zeros to
 /// 16 digits (`330106` → `00 00 00 00 00 33 01 06`).
@@ -257,6 +259,16 @@ pub const TRANSPORT_TEMPLATE: Template = Template {
     master: false,
 };
 
+/// A card vendor's transport key: the key 39/00 of blank cards, imported from the vendor's
+/// components, used only to authenticate to a blank card and protect its first key write.
+pub const CARD_TRANSPORT_TEMPLATE: Template = Template {
+    name: "card-transport",
+    usage: KeyUsage::ExternalAuth,
+    modes: Modes::ENCRYPT,
+    exportability: Exportability::None,
+    master: false,
+};
+
 /// The KMS's own signing key: audit checkpoints and school packages.
 pub const KMS_SIGNING_TEMPLATE: Template = Template {
     name: "kms-signing",
@@ -271,7 +283,11 @@ impl Template {
     pub fn named(name: &str) -> Result<Self> {
         MASTER_TEMPLATES
             .iter()
-            .chain([&TRANSPORT_TEMPLATE, &KMS_SIGNING_TEMPLATE])
+            .chain([
+                &TRANSPORT_TEMPLATE,
+                &CARD_TRANSPORT_TEMPLATE,
+                &KMS_SIGNING_TEMPLATE,
+            ])
             .find(|t| t.name == name)
             .copied()
             .ok_or_else(|| KmsError::InvalidInput {

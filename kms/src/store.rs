@@ -37,12 +37,20 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "issuance",
+        sqlite: include_str!("../migrations/sqlite/0002_issuance.sql"),
+        postgres: include_str!("../migrations/postgres/0002_issuance.sql"),
+    },
+];
 
 /// The connection pool and the backend it talks to.
 #[derive(Debug, Clone)]

@@ -31,7 +31,10 @@ mod record;
 
 pub use card::{Purse, balance, read_asn, read_log, select_purse_application, verify_pin};
 pub use error::{Result, TerminalError};
-pub use load::{LoadAuthorization, LoadHost, LoadInit, LoadRecord, LoadRequest, load};
+pub use load::{
+    LoadAuthorization, LoadHost, LoadInit, LoadRecord, LoadRequest, credit_load, initialize_load,
+    load,
+};
 pub use purchase::{PurchaseRequest, Terminal, TornPurchase, recover_purchase};
 pub use record::{FieldValue, PURCHASE_RECORD_LEN, PURCHASE_RECORD_VERSION, PurchaseRecord};
 pub use ykt_apdu::LogRecord;

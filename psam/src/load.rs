@@ -99,18 +99,29 @@ impl LoadRecord {
 /// is selected:
 ///
 /// 1. INITIALIZE FOR LOAD (80 50 00 P2 0B keyIndex amount terminalID 10): old balance, online
-///    serial, key version, algorithm ID, card random, MAC1;
+///    serial, key version, algorithm ID, card random, MAC1 ([`initialize_load`]);
 /// 2. `host` verifies MAC1 and makes MAC2;
-/// 3. CREDIT FOR LOAD (80 52 00 00 0B date time MAC2 04): the TAC.
+/// 3. CREDIT FOR LOAD (80 52 00 00 0B date time MAC2 04): the TAC ([`credit_load`]).
 ///
 /// A card that refuses the host's MAC2 is [`TerminalError::MacRejectedByCard`] (nothing is
-/// credited).
+/// credited). A terminal whose host is asynchronous calls the two halves itself.
 pub fn load(
     card: &mut dyn Session,
     host: &mut dyn LoadHost,
     request: &LoadRequest,
     asn: &[u8; 8],
 ) -> Result<LoadRecord> {
+    let init = initialize_load(card, request, asn)?;
+    let authorization = host.authorize(&init)?;
+    credit_load(card, &init, &authorization)
+}
+
+/// The first half of a load: INITIALIZE FOR LOAD, whose answer (with MAC1) goes to the host.
+pub fn initialize_load(
+    card: &mut dyn Session,
+    request: &LoadRequest,
+    asn: &[u8; 8],
+) -> Result<LoadInit> {
     match (request.purse, request.transaction_type) {
         (Purse::Ed, 0x01) | (Purse::Ep, 0x02) => {}
         _ => {
@@ -126,7 +137,7 @@ pub fn load(
         .with_data(data)
         .with_le(16);
     let r = call(card, "INITIALIZE FOR LOAD", &command, 16)?;
-    let init = LoadInit {
+    Ok(LoadInit {
         request: request.clone(),
         asn: *asn,
         old_balance: be32(&r, 0),
@@ -135,9 +146,17 @@ pub fn load(
         algorithm_id: r[7],
         card_random: array(&r[8..]),
         mac1: array(&r[12..]),
-    };
-    let authorization = host.authorize(&init)?;
+    })
+}
 
+/// The second half of a load: CREDIT FOR LOAD with the host's MAC2; the record carries the
+/// card's TAC.
+pub fn credit_load(
+    card: &mut dyn Session,
+    init: &LoadInit,
+    authorization: &LoadAuthorization,
+) -> Result<LoadRecord> {
+    let request = &init.request;
     let mut data = authorization.date.to_vec();
     data.extend_from_slice(&authorization.time);
     data.extend_from_slice(&authorization.mac2);
@@ -152,7 +171,7 @@ pub fn load(
     }
     let tac = array(&expect(response, "CREDIT FOR LOAD", 4)?);
     Ok(LoadRecord {
-        asn: *asn,
+        asn: init.asn,
         online_seq: init.online_seq,
         amount: request.amount,
         transaction_type: request.transaction_type,

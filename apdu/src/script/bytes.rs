@@ -19,6 +19,17 @@ pub(super) const REDACTED: &str = "<redacted>";
 pub struct Redacted(Vec<Option<u8>>);
 
 impl Redacted {
+    /// `bytes` with the bytes in `secret` redacted (a range past the end is cut to it).
+    pub fn masked(bytes: &[u8], secret: std::ops::Range<usize>) -> Self {
+        Self(
+            bytes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (!secret.contains(&i)).then_some(*b))
+                .collect(),
+        )
+    }
+
     /// The bytes, `None` where a byte was secret.
     pub fn bytes(&self) -> &[Option<u8>] {
         &self.0

@@ -4,6 +4,7 @@
 
 mod card;
 mod crypto;
+mod issue;
 mod kms;
 mod measure;
 mod openssl;
@@ -23,6 +24,9 @@ pub enum BenchCommand {
     /// The KMS's HSM operations (derivation, TAC verification single and batched, SM2 and
     /// P-256 signing) directly, in process, over the TCP host protocol and on a PKCS#11 token.
     Kms(kms::KmsArgs),
+    /// Issuing through a lab KMS: user cards and PSAMs per minute and APDUs per card, in
+    /// process and (with `--pcsc`) through pcscd from a card feeder on vpcd.
+    Issue(issue::IssueArgs),
 }
 
 impl BenchCommand {
@@ -32,6 +36,7 @@ impl BenchCommand {
             Self::Crypto(args) => args.run(),
             Self::Card(args) => args.run(),
             Self::Kms(args) => args.run(),
+            Self::Issue(args) => args.run(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! EEPROM does (see `ykt_card_sim`): it is a simulator for issuing stations, terminals and
 //! third-party tools to be tested against, never a key store.
 
+mod feed;
 mod info;
 mod link;
 mod serve;
@@ -22,6 +23,9 @@ pub enum CardCommand {
     Serve(serve::ServeArgs),
     /// Describe a virtual card: what it is and, once issued, its card number and balance.
     Info(info::InfoArgs),
+    /// Feed blank cards into a vpcd reader, a fresh one at every reset, for an issuing
+    /// station, until Ctrl-C or SIGTERM.
+    Feed(feed::FeedArgs),
 }
 
 impl CardCommand {
@@ -30,6 +34,7 @@ impl CardCommand {
         match self {
             Self::Serve(args) => args.run(),
             Self::Info(args) => args.run(),
+            Self::Feed(args) => args.run(),
         }
     }
 }

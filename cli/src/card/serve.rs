@@ -20,7 +20,7 @@ use ykt_apdu::CardHandler;
 use ykt_card_sim::{Card, Chip, RandomSource, SimError};
 
 /// Where Debian's vpcd listens for the card of its first reader, "Virtual PCD 00 00".
-const DEFAULT_VPCD: &str = "127.0.0.1:35963";
+pub const DEFAULT_VPCD: &str = "127.0.0.1:35963";
 
 /// The transport key of a factory chip unless `--transport-key` says otherwise.
 const FACTORY_TRANSPORT_KEY: [u8; 16] = [0xFF; 16];

@@ -2,7 +2,7 @@
 //! run one on card readers.
 
 mod check;
-mod reader;
+pub mod reader;
 mod run;
 
 use crate::error::{CliError, Result};

@@ -1,0 +1,1190 @@
+//! Issuance: serial numbers, batches (the issuing journal), the registry of user cards, PSAMs
+//! and terminals, and the card-key acts an issuing station and a load host need.
+//!
+//! A serial is 20 decimal digits, 10 bytes BCD: the first four digits of the region code, the
+//! school code, a kind digit (`0` user card, `9` PSAM) and a five-digit number counted per
+//! school and kind. Its rightmost 8 bytes are the card's diversification factor; with the
+//! region and school factors above it they give every card key. Serials are allocated when
+//! a batch is created, in roster order, in the transaction that records the batch: without
+//! gaps or repeats, and once given to a holder never given to another.
+//!
+//! A card's record moves `allocated` → `personalising` (each attempt counted and audited) →
+//! `issued`. The KMS makes a card's key cryptograms only while its record is
+//! `personalising`, so a station cannot re-make an issued card's keys on a blank card; it
+//! answers MAC1 for loads and verifies TACs only for issued cards. The cryptograms come from
+//! the HSM: the station sees the card's challenge and the command, never a key.
+
+use crate::audit::AuditRecord;
+use crate::error::{KmsError, Result};
+use crate::kms::Kms;
+use crate::model::{
+    CARD_TRANSPORT_TEMPLATE, Purpose, RegionCode, SchoolCode, Scope, Template, algorithm_named,
+};
+use crate::provider::{WrappedKey, WriteKey};
+use crate::store::{Object, now_ms};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{Any, Row, Transaction};
+use std::collections::BTreeMap;
+use std::fmt;
+use ykt_apdu::pboc::Date;
+pub use ykt_crypto::{Load, Purchase};
+use ykt_hsm_sim::{KeyAlgorithm, KeyUsage, TacCheck};
+
+/// The highest per-school number of a serial (five digits).
+pub const MAX_SERIAL_NUMBER: u32 = 99_999;
+
+/// The highest per-region number of a terminal ID (six digits).
+const MAX_TERMINAL_NUMBER: u32 = 999_999;
+
+/// The most cards one batch may hold.
+pub const MAX_BATCH: usize = 10_000;
+
+/// What the KMS signs in a card's certificate file: this prefix, the card's serial (10 bytes)
+/// and the card data the issuer wrote (public information and holder files).
+pub const CARD_CERTIFICATE_DOMAIN: &[u8] = b"ykt-card-certificate-v1";
+
+/// User card or PSAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// A holder's CPU card.
+    Card,
+    /// A terminal's PSAM.
+    Psam,
+}
+
+impl DeviceKind {
+    /// The name as stored (`card`, `psam`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Card => "card",
+            Self::Psam => "psam",
+        }
+    }
+
+    const fn digit(self) -> u8 {
+        match self {
+            Self::Card => 0,
+            Self::Psam => 9,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "card" => Ok(Self::Card),
+            "psam" => Ok(Self::Psam),
+            _ => Err(KmsError::Corrupt("unknown device kind in the store")),
+        }
+    }
+}
+
+/// A card or PSAM serial: 20 decimal digits, 10 bytes BCD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial([u8; 10]);
+
+impl Serial {
+    /// The serial of number `number` of `kind` at `school` of `region`.
+    pub fn new(region: &RegionCode, school: &SchoolCode, kind: DeviceKind, number: u32) -> Self {
+        let digits = format!(
+            "{}{}{}{number:05}",
+            &region.as_str()[..4],
+            school.as_str(),
+            kind.digit()
+        );
+        Self::parse(&digits).expect("20 digits")
+    }
+
+    /// Parses 20 decimal digits.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.len() != 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(KmsError::InvalidInput {
+                field: "serial",
+                reason: "must be 20 decimal digits".into(),
+            });
+        }
+        let mut bytes = [0u8; 10];
+        for (out, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+            *out = ((pair[0] - b'0') << 4) | (pair[1] - b'0');
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The 10 BCD bytes (public information file, PSAM serial file).
+    pub fn bytes(&self) -> [u8; 10] {
+        self.0
+    }
+
+    /// The card's diversification factor: the rightmost 8 bytes.
+    pub fn factor(&self) -> [u8; 8] {
+        self.0[2..].try_into().expect("8 bytes")
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// One holder of a card batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCard {
+    /// School code.
+    pub school: String,
+    /// `student`, `staff` or `temporary`.
+    pub card_type: String,
+    /// Holder's name.
+    pub holder_name: String,
+    /// Student or staff number, unique per school and card type.
+    pub holder_number: String,
+    /// Resident ID number.
+    pub id_number: String,
+    /// Last valid day, `YYYYMMDD`.
+    pub expiry: String,
+}
+
+/// What a batch is personalised with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchProfile {
+    /// Profile name and version (`ykt-user-sm4@1`).
+    pub name: String,
+    /// SM3 digest of the profile text (hex): the batch resumes only with the same profile.
+    pub digest: String,
+    /// The card algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// The master templates whose keys the cards get; each card records their current
+    /// versions at batch creation.
+    pub templates: Vec<String>,
+    /// First valid day of the cards, `YYYYMMDD`.
+    pub valid_from: String,
+}
+
+/// A run of PSAMs for one school's terminals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPsams {
+    /// School code.
+    pub school: String,
+    /// Terminal vendor.
+    pub vendor: String,
+    /// How many.
+    pub count: usize,
+    /// Last valid day of the PSAMs, `YYYYMMDD`.
+    pub expiry: String,
+}
+
+/// A batch, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchInfo {
+    /// Batch ID (`B000001`).
+    pub id: String,
+    /// What it issues.
+    pub kind: DeviceKind,
+    /// Profile name and version.
+    pub profile: String,
+    /// SM3 digest of the profile text (hex).
+    pub profile_digest: String,
+    /// Card algorithm name.
+    pub algorithm: String,
+    /// Number of cards.
+    pub total: u64,
+    /// Number issued so far.
+    pub issued: u64,
+    /// `open` or `done`.
+    pub status: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When (Unix ms).
+    pub created_at: i64,
+}
+
+/// Where a card's personalisation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardStatus {
+    /// Serial allocated to the holder; no card touched yet.
+    Allocated,
+    /// A card is being personalised (possibly interrupted).
+    Personalising,
+    /// Personalised and verified.
+    Issued,
+}
+
+impl CardStatus {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Allocated => "allocated",
+            Self::Personalising => "personalising",
+            Self::Issued => "issued",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "allocated" => Ok(Self::Allocated),
+            "personalising" => Ok(Self::Personalising),
+            "issued" => Ok(Self::Issued),
+            _ => Err(KmsError::Corrupt("unknown card status in the store")),
+        }
+    }
+}
+
+/// A user card's or PSAM's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardRecord {
+    /// The serial (20 digits).
+    #[serde(serialize_with = "serialize_display")]
+    pub serial: Serial,
+    /// User card or PSAM.
+    pub kind: DeviceKind,
+    /// Region code.
+    pub region: String,
+    /// School code.
+    pub school: String,
+    /// Batch ID.
+    pub batch: String,
+    /// Position in the batch, from 1.
+    pub item: u64,
+    /// Card type (user cards).
+    pub card_type: Option<String>,
+    /// Holder's name (user cards).
+    pub holder_name: Option<String>,
+    /// Student or staff number (user cards).
+    pub holder_number: Option<String>,
+    /// Resident ID number (user cards).
+    pub id_number: Option<String>,
+    /// Terminal ID, 12 digits (PSAMs).
+    pub terminal_id: Option<String>,
+    /// Card algorithm name.
+    pub algorithm: String,
+    /// Version of each master template's key on the card.
+    pub key_versions: BTreeMap<String, u8>,
+    /// First valid day, `YYYYMMDD`.
+    pub valid_from: String,
+    /// Last valid day, `YYYYMMDD`.
+    pub expiry: String,
+    /// Where its personalisation stands.
+    pub status: CardStatus,
+    /// Personalisation attempts so far.
+    pub attempts: u64,
+    /// APDUs of the attempt that issued it.
+    pub apdus: Option<u64>,
+}
+
+fn serialize_display<S: serde::Serializer>(value: &Serial, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+impl CardRecord {
+    /// The card's algorithm.
+    pub fn key_algorithm(&self) -> Result<KeyAlgorithm> {
+        algorithm_named(&self.algorithm)
+    }
+
+    /// The version of `template`'s key on the card.
+    pub fn key_version(&self, template: &str) -> Result<u8> {
+        self.key_versions
+            .get(template)
+            .copied()
+            .ok_or_else(|| KmsError::InvalidInput {
+                field: "card key",
+                reason: format!("the card has no `{template}` key"),
+            })
+    }
+
+    /// The 6-byte terminal ID of a PSAM.
+    pub fn terminal_id_bytes(&self) -> Option<[u8; 6]> {
+        let digits = self.terminal_id.as_deref()?;
+        hex::decode(digits).ok()?.try_into().ok()
+    }
+
+    /// Diversification factors from a master to this card's keys (region, school, card).
+    pub fn factors(&self) -> Result<[[u8; 8]; 3]> {
+        Ok([
+            RegionCode::new(&self.region)?.factor(),
+            SchoolCode::new(&self.school)?.factor(),
+            self.serial.factor(),
+        ])
+    }
+}
+
+/// A key of a card as a cryptogram act names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardKey<'a> {
+    /// The card vendor's transport key (`card-transport-ALG`), the blank card's 39/00.
+    Transport,
+    /// The card's own key of a master template, diversified down to the card.
+    Card(&'a str),
+    /// A school-level key of a master template (diversified by region and school): the
+    /// purchase key a PSAM holds.
+    School(&'a str),
+}
+
+/// A WRITE KEY (84 D4) the station needs for a card.
+#[derive(Debug, Clone, Copy)]
+pub struct CardKeyWrite<'a> {
+    /// The key to write.
+    pub key: CardKey<'a>,
+    /// The card's key that protects the write (its DF master key 39/00).
+    pub under: CardKey<'a>,
+    /// The card's GET CHALLENGE answer.
+    pub challenge: &'a [u8],
+    /// P1 of the command.
+    pub p1: u8,
+    /// P2 of the command.
+    pub p2: u8,
+    /// The key record's header before the key bytes.
+    pub record_header: &'a [u8],
+}
+
+/// A purchase record to verify at clearing.
+#[derive(Debug, Clone, Copy)]
+pub struct PurchaseCheck<'a> {
+    /// The card's diversification factor (the rightmost 8 bytes of its serial).
+    pub factor: [u8; 8],
+    /// The purchase as recorded.
+    pub purchase: &'a Purchase,
+    /// The card's TAC.
+    pub tac: [u8; 4],
+}
+
+/// A purchase record's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TacVerdict {
+    /// The TAC is the card's.
+    Valid,
+    /// The TAC is not the card's: forged or corrupted.
+    Invalid,
+    /// No issued card has this factor.
+    UnknownCard,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> KmsError {
+    KmsError::InvalidInput {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_date(field: &'static str, text: &str) -> Result<()> {
+    match Date::parse(text) {
+        Some(date) if date.to_string() == text => Ok(()),
+        _ => Err(invalid(field, "must be a date YYYYMMDD")),
+    }
+}
+
+const CARD_COLUMNS: &str = "serial, kind, cards.school_code AS school_code, \
+    schools.region_code AS region_code, batch_id, item, card_type, holder_name, holder_number, \
+    id_number, terminal_id, algorithm, key_versions, valid_from, expiry, status, attempts, apdus";
+
+const CARD_FROM: &str = "cards JOIN schools ON schools.code = cards.school_code";
+
+fn card_of(row: &sqlx::any::AnyRow) -> Result<CardRecord> {
+    let key_versions: String = row.try_get("key_versions")?;
+    let item: i64 = row.try_get("item")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    let apdus: Option<i64> = row.try_get("apdus")?;
+    Ok(CardRecord {
+        serial: Serial::parse(&row.try_get::<String, _>("serial")?)
+            .map_err(|_| KmsError::Corrupt("malformed serial in the store"))?,
+        kind: DeviceKind::parse(&row.try_get::<String, _>("kind")?)?,
+        region: row.try_get("region_code")?,
+        school: row.try_get("school_code")?,
+        batch: row.try_get("batch_id")?,
+        item: item as u64,
+        card_type: row.try_get("card_type")?,
+        holder_name: row.try_get("holder_name")?,
+        holder_number: row.try_get("holder_number")?,
+        id_number: row.try_get("id_number")?,
+        terminal_id: row.try_get("terminal_id")?,
+        algorithm: row.try_get("algorithm")?,
+        key_versions: serde_json::from_str(&key_versions)
+            .map_err(|_| KmsError::Corrupt("malformed key versions in the store"))?,
+        valid_from: row.try_get("valid_from")?,
+        expiry: row.try_get("expiry")?,
+        status: CardStatus::parse(&row.try_get::<String, _>("status")?)?,
+        attempts: attempts as u64,
+        apdus: apdus.map(|n| n as u64),
+    })
+}
+
+fn batch_of(row: &sqlx::any::AnyRow) -> Result<BatchInfo> {
+    let total: i64 = row.try_get("total")?;
+    let issued: i64 = row.try_get("issued")?;
+    Ok(BatchInfo {
+        id: row.try_get("id")?,
+        kind: DeviceKind::parse(&row.try_get::<String, _>("kind")?)?,
+        profile: row.try_get("profile")?,
+        profile_digest: row.try_get("profile_digest")?,
+        algorithm: row.try_get("algorithm")?,
+        total: total as u64,
+        issued: issued as u64,
+        status: row.try_get("status")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const BATCH_SELECT: &str = "SELECT id, kind, profile, profile_digest, algorithm, total, status, \
+    created_by, created_at, (SELECT COUNT(*) FROM cards WHERE cards.batch_id = issue_batches.id \
+    AND cards.status = 'issued') AS issued FROM issue_batches";
+
+/// Takes `count` numbers from the counter of `scope`/`kind` (creating it at 1), refusing to
+/// pass `max`; returns the first.
+async fn take_numbers(
+    tx: &mut Transaction<'static, Any>,
+    scope: &str,
+    kind: &str,
+    count: u32,
+    max: u32,
+) -> Result<u32> {
+    sqlx::query(
+        "INSERT INTO serial_counters (scope, kind, next) VALUES ($1, $2, 1) \
+         ON CONFLICT (scope, kind) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(kind)
+    .execute(&mut **tx)
+    .await?;
+    let next: i64 = sqlx::query(
+        "UPDATE serial_counters SET next = next + $1 WHERE scope = $2 AND kind = $3 \
+         RETURNING next",
+    )
+    .bind(i64::from(count))
+    .bind(scope)
+    .bind(kind)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("next")?;
+    let first = next - i64::from(count);
+    if next - 1 > i64::from(max) {
+        return Err(invalid(
+            "serial",
+            format!("{scope} has no {count} more {kind} numbers (the last is {max})"),
+        ));
+    }
+    Ok(first as u32)
+}
+
+async fn new_batch_id(tx: &mut Transaction<'static, Any>) -> Result<String> {
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM issue_batches")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    Ok(format!("B{:06}", count + 1))
+}
+
+impl Kms {
+    /// The current version of each of `templates`' keys in `algorithm`, checked usable.
+    async fn current_versions(
+        &self,
+        algorithm: KeyAlgorithm,
+        templates: &[String],
+    ) -> Result<BTreeMap<String, u8>> {
+        let mut versions = BTreeMap::new();
+        for name in templates {
+            let template = Template::named(name)?;
+            if !template.master {
+                return Err(invalid(
+                    "profile",
+                    format!("`{name}` is not a master template"),
+                ));
+            }
+            let id = template.key_id(algorithm, &Scope::Bureau);
+            let (version, _) = self.wrapped(&id, None, Purpose::Use).await?;
+            versions.insert(name.clone(), version);
+        }
+        Ok(versions)
+    }
+
+    async fn insert_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        kind: DeviceKind,
+        profile: &BatchProfile,
+        total: usize,
+        actor: &str,
+    ) -> Result<String> {
+        let id = new_batch_id(tx).await?;
+        sqlx::query(
+            "INSERT INTO issue_batches (id, kind, profile, profile_digest, algorithm, total, \
+             status, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8)",
+        )
+        .bind(&id)
+        .bind(kind.name())
+        .bind(&profile.name)
+        .bind(&profile.digest)
+        .bind(profile.algorithm.name())
+        .bind(total as i64)
+        .bind(actor)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    fn check_batch(&self, profile: &BatchProfile, total: usize) -> Result<()> {
+        check_date("valid from", &profile.valid_from)?;
+        if total == 0 || total > MAX_BATCH {
+            return Err(invalid(
+                "batch",
+                format!("must hold 1 to {MAX_BATCH} cards"),
+            ));
+        }
+        if !matches!(
+            profile.algorithm,
+            KeyAlgorithm::Sm4 | KeyAlgorithm::TripleDes
+        ) {
+            return Err(invalid("algorithm", "cards are SM4 or 3DES"));
+        }
+        Ok(())
+    }
+
+    /// Creates a batch of user cards: allocates every holder's serial, in order, and records
+    /// every card `allocated`, in one audited transaction. A holder who already has a card of
+    /// that type at that school is refused (no double issue); nothing is recorded then.
+    pub async fn create_card_batch(
+        &self,
+        actor: &str,
+        profile: &BatchProfile,
+        cards: &[NewCard],
+    ) -> Result<BatchInfo> {
+        self.check_batch(profile, cards.len())?;
+        for card in cards {
+            check_date("expiry", &card.expiry)?;
+        }
+        let versions = self
+            .current_versions(profile.algorithm, &profile.templates)
+            .await?;
+        let versions_text = serde_json::to_string(&versions).expect("a map serialises");
+        let mut by_school: BTreeMap<&str, Vec<&NewCard>> = BTreeMap::new();
+        for card in cards {
+            by_school.entry(&card.school).or_default().push(card);
+        }
+        let mut tx = self.store().begin().await?;
+        let id = self
+            .insert_batch(&mut tx, DeviceKind::Card, profile, cards.len(), actor)
+            .await?;
+        let mut schools = BTreeMap::new();
+        for (code, holders) in &by_school {
+            let school = SchoolCode::new(code)?;
+            Object::School.require_present(&mut tx, code).await?;
+            let region: String = sqlx::query("SELECT region_code FROM schools WHERE code = $1")
+                .bind(*code)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("region_code")?;
+            let first = take_numbers(
+                &mut tx,
+                code,
+                DeviceKind::Card.name(),
+                holders.len() as u32,
+                MAX_SERIAL_NUMBER,
+            )
+            .await?;
+            schools.insert(*code, (RegionCode::new(&region)?, school, first));
+        }
+        let now = now_ms();
+        let mut taken: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut serials = Vec::with_capacity(cards.len());
+        for (item, card) in cards.iter().enumerate() {
+            let (region, school, first) = &schools[card.school.as_str()];
+            let offset = taken.entry(&card.school).or_default();
+            let serial = Serial::new(region, school, DeviceKind::Card, first + *offset);
+            *offset += 1;
+            let duplicate = sqlx::query(
+                "SELECT serial FROM cards WHERE school_code = $1 AND holder_number = $2 \
+                 AND card_type = $3",
+            )
+            .bind(&card.school)
+            .bind(&card.holder_number)
+            .bind(&card.card_type)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = duplicate {
+                let existing: String = row.try_get("serial")?;
+                return Err(KmsError::AlreadyExists {
+                    kind: "card for holder",
+                    id: format!(
+                        "{} {} at {} (serial {existing})",
+                        card.card_type, card.holder_number, card.school
+                    ),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO cards (serial, factor, kind, school_code, batch_id, item, card_type, \
+                 holder_name, holder_number, id_number, algorithm, key_versions, valid_from, \
+                 expiry, status, attempts, created_at, status_at) VALUES ($1, $2, 'card', $3, \
+                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'allocated', 0, $14, $14)",
+            )
+            .bind(serial.to_string())
+            .bind(hex::encode_upper(serial.factor()))
+            .bind(&card.school)
+            .bind(&id)
+            .bind(item as i64 + 1)
+            .bind(&card.card_type)
+            .bind(&card.holder_name)
+            .bind(&card.holder_number)
+            .bind(&card.id_number)
+            .bind(profile.algorithm.name())
+            .bind(&versions_text)
+            .bind(&profile.valid_from)
+            .bind(&card.expiry)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            serials.push(serial);
+        }
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec![actor.to_owned()],
+                act: "issue.batch.create".into(),
+                object: format!("batch:{id}"),
+                result: "ok".into(),
+                detail: json!({
+                    "kind": "card",
+                    "profile": profile.name,
+                    "profile_digest": profile.digest,
+                    "cards": cards.len(),
+                    "schools": by_school.keys().collect::<Vec<_>>(),
+                    "key_versions": versions,
+                    "first_serial": serials.first().map(ToString::to_string),
+                    "last_serial": serials.last().map(ToString::to_string),
+                }),
+            },
+        )
+        .await?;
+        self.batch(&id).await
+    }
+
+    /// Creates a batch of PSAMs for a school's terminals: allocates each PSAM's serial and
+    /// registers a terminal (its terminal ID, 12 digits: the region code and a six-digit
+    /// number per region) for each, in one audited transaction.
+    pub async fn create_psam_batch(
+        &self,
+        actor: &str,
+        profile: &BatchProfile,
+        psams: &NewPsams,
+    ) -> Result<BatchInfo> {
+        self.check_batch(profile, psams.count)?;
+        check_date("expiry", &psams.expiry)?;
+        crate::officers::check_name(&psams.vendor)
+            .map_err(|_| invalid("vendor", "must be a short name"))?;
+        let versions = self
+            .current_versions(profile.algorithm, &profile.templates)
+            .await?;
+        let versions_text = serde_json::to_string(&versions).expect("a map serialises");
+        let (school, _) = self.school(&psams.school).await?;
+        let region = RegionCode::new(&school.region)?;
+        let code = SchoolCode::new(&school.code)?;
+        let count = psams.count as u32;
+        let mut tx = self.store().begin().await?;
+        let id = self
+            .insert_batch(&mut tx, DeviceKind::Psam, profile, psams.count, actor)
+            .await?;
+        let first = take_numbers(
+            &mut tx,
+            code.as_str(),
+            DeviceKind::Psam.name(),
+            count,
+            MAX_SERIAL_NUMBER,
+        )
+        .await?;
+        let first_terminal = take_numbers(
+            &mut tx,
+            region.as_str(),
+            "terminal",
+            count,
+            MAX_TERMINAL_NUMBER,
+        )
+        .await?;
+        let now = now_ms();
+        let mut terminals = Vec::with_capacity(psams.count);
+        for n in 0..count {
+            let serial = Serial::new(&region, &code, DeviceKind::Psam, first + n);
+            let terminal_id = format!("{region}{:06}", first_terminal + n);
+            sqlx::query(
+                "INSERT INTO terminals (terminal_id, region_code, school_code, vendor, \
+                 registered_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&terminal_id)
+            .bind(region.as_str())
+            .bind(code.as_str())
+            .bind(&psams.vendor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO cards (serial, factor, kind, school_code, batch_id, item, \
+                 terminal_id, algorithm, key_versions, valid_from, expiry, status, attempts, \
+                 created_at, status_at) VALUES ($1, $2, 'psam', $3, $4, $5, $6, $7, $8, $9, \
+                 $10, 'allocated', 0, $11, $11)",
+            )
+            .bind(serial.to_string())
+            .bind(hex::encode_upper(serial.factor()))
+            .bind(code.as_str())
+            .bind(&id)
+            .bind(i64::from(n) + 1)
+            .bind(&terminal_id)
+            .bind(profile.algorithm.name())
+            .bind(&versions_text)
+            .bind(&profile.valid_from)
+            .bind(&psams.expiry)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            terminals.push(terminal_id);
+        }
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec![actor.to_owned()],
+                act: "issue.batch.create".into(),
+                object: format!("batch:{id}"),
+                result: "ok".into(),
+                detail: json!({
+                    "kind": "psam",
+                    "profile": profile.name,
+                    "profile_digest": profile.digest,
+                    "school": code.as_str(),
+                    "vendor": psams.vendor,
+                    "psams": psams.count,
+                    "key_versions": versions,
+                    "terminals": terminals,
+                }),
+            },
+        )
+        .await?;
+        self.batch(&id).await
+    }
+
+    /// A batch.
+    pub async fn batch(&self, id: &str) -> Result<BatchInfo> {
+        let row = sqlx::query(&format!("{BATCH_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.store().pool())
+            .await?
+            .ok_or_else(|| KmsError::NotFound {
+                kind: "batch",
+                id: id.to_owned(),
+            })?;
+        batch_of(&row)
+    }
+
+    /// Every batch, oldest first.
+    pub async fn batches(&self) -> Result<Vec<BatchInfo>> {
+        sqlx::query(&format!("{BATCH_SELECT} ORDER BY id"))
+            .fetch_all(self.store().pool())
+            .await?
+            .iter()
+            .map(batch_of)
+            .collect()
+    }
+
+    /// The cards of a batch, in batch order.
+    pub async fn batch_cards(&self, id: &str) -> Result<Vec<CardRecord>> {
+        self.batch(id).await?;
+        sqlx::query(&format!(
+            "SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE batch_id = $1 ORDER BY item"
+        ))
+        .bind(id)
+        .fetch_all(self.store().pool())
+        .await?
+        .iter()
+        .map(card_of)
+        .collect()
+    }
+
+    /// A card's or PSAM's record.
+    pub async fn card(&self, serial: &Serial) -> Result<CardRecord> {
+        self.card_where("serial", &serial.to_string()).await
+    }
+
+    /// The record of the card whose diversification factor is `factor`.
+    pub async fn card_by_factor(&self, factor: &[u8; 8]) -> Result<CardRecord> {
+        self.card_where("factor", &hex::encode_upper(factor)).await
+    }
+
+    async fn card_where(&self, column: &'static str, value: &str) -> Result<CardRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE {column} = $1"
+        ))
+        .bind(value)
+        .fetch_optional(self.store().pool())
+        .await?
+        .ok_or_else(|| KmsError::NotFound {
+            kind: "card",
+            id: value.to_owned(),
+        })?;
+        card_of(&row)
+    }
+
+    /// The card a holder has of a card type at a school, if any.
+    pub async fn holder_card(
+        &self,
+        school: &str,
+        holder_number: &str,
+        card_type: &str,
+    ) -> Result<Option<CardRecord>> {
+        sqlx::query(&format!(
+            "SELECT {CARD_COLUMNS} FROM {CARD_FROM} WHERE cards.school_code = $1 \
+             AND holder_number = $2 AND card_type = $3"
+        ))
+        .bind(school)
+        .bind(holder_number)
+        .bind(card_type)
+        .fetch_optional(self.store().pool())
+        .await?
+        .as_ref()
+        .map(card_of)
+        .transpose()
+    }
+
+    /// Starts (or restarts) a card's personalisation: its record becomes `personalising` and
+    /// the attempt is counted and audited. An issued card is refused.
+    pub async fn start_personalisation(&self, actor: &str, serial: &Serial) -> Result<CardRecord> {
+        let card = self.card(serial).await?;
+        if card.status == CardStatus::Issued {
+            return Err(invalid("card", format!("{serial} is already issued")));
+        }
+        let mut tx = self.store().begin().await?;
+        let changed = sqlx::query(
+            "UPDATE cards SET status = 'personalising', attempts = attempts + 1, status_at = $1 \
+             WHERE serial = $2 AND status <> 'issued'",
+        )
+        .bind(now_ms())
+        .bind(serial.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(invalid("card", format!("{serial} is already issued")));
+        }
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec![actor.to_owned()],
+                act: "card.personalise".into(),
+                object: format!("{}:{serial}", card.kind.name()),
+                result: "ok".into(),
+                detail: json!({
+                    "batch": card.batch,
+                    "item": card.item,
+                    "attempt": card.attempts + 1,
+                    "from": card.status.name(),
+                }),
+            },
+        )
+        .await?;
+        self.card(serial).await
+    }
+
+    /// Records a card as issued once the station verified it; closes its batch when it was
+    /// the last. Audited with the APDU count of the attempt.
+    pub async fn finish_personalisation(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        apdus: u64,
+    ) -> Result<CardRecord> {
+        let card = self.personalising(serial).await?;
+        let mut tx = self.store().begin().await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE cards SET status = 'issued', apdus = $1, status_at = $2 WHERE serial = $3",
+        )
+        .bind(apdus as i64)
+        .bind(now)
+        .bind(serial.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let left: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM cards WHERE batch_id = $1 AND status <> 'issued'",
+        )
+        .bind(&card.batch)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if left == 0 {
+            sqlx::query("UPDATE issue_batches SET status = 'done', closed_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&card.batch)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec![actor.to_owned()],
+                act: "card.issue".into(),
+                object: format!("{}:{serial}", card.kind.name()),
+                result: "ok".into(),
+                detail: json!({
+                    "batch": card.batch,
+                    "item": card.item,
+                    "attempts": card.attempts,
+                    "apdus": apdus,
+                    "key_versions": card.key_versions,
+                    "batch_done": left == 0,
+                }),
+            },
+        )
+        .await?;
+        self.card(serial).await
+    }
+
+    async fn personalising(&self, serial: &Serial) -> Result<CardRecord> {
+        let card = self.card(serial).await?;
+        if card.status != CardStatus::Personalising {
+            return Err(invalid(
+                "card",
+                format!("{serial} is {}, not being personalised", card.status.name()),
+            ));
+        }
+        Ok(card)
+    }
+
+    /// The wrapped master and the factors down to `key` of `card`.
+    async fn card_key(
+        &self,
+        card: &CardRecord,
+        key: CardKey<'_>,
+        purpose: Purpose,
+    ) -> Result<(WrappedKey, Vec<[u8; 8]>)> {
+        let algorithm = card.key_algorithm()?;
+        let factors = card.factors()?;
+        let (template, version, factors) = match key {
+            CardKey::Transport => (CARD_TRANSPORT_TEMPLATE, None, Vec::new()),
+            CardKey::Card(name) => (
+                Template::named(name)?,
+                Some(card.key_version(name)?),
+                factors.to_vec(),
+            ),
+            CardKey::School(name) => {
+                let template = Template::named(name)?;
+                if card.kind != DeviceKind::Psam || template.usage != KeyUsage::Purchase {
+                    return Err(invalid(
+                        "card key",
+                        "only a PSAM gets a school-level key, and only the purchase key",
+                    ));
+                }
+                (
+                    template,
+                    Some(card.key_version(name)?),
+                    factors[..2].to_vec(),
+                )
+            }
+        };
+        if key != CardKey::Transport && !template.master {
+            return Err(invalid(
+                "card key",
+                format!("`{}` is not a card key template", template.name),
+            ));
+        }
+        let id = template.key_id(algorithm, &Scope::Bureau);
+        let (_, wrapped) = self.wrapped(&id, version, purpose).await?;
+        Ok((wrapped, factors))
+    }
+
+    /// The EXTERNAL AUTHENTICATE cryptogram for the challenge of a card being personalised,
+    /// under its `key` (the transport key of a blank card, or one of its own keys).
+    pub async fn card_external_auth(
+        &self,
+        serial: &Serial,
+        key: CardKey<'_>,
+        challenge: &[u8],
+    ) -> Result<Vec<u8>> {
+        let card = self.personalising(serial).await?;
+        let (master, factors) = self.card_key(&card, key, Purpose::Use).await?;
+        self.hsm()
+            .external_auth_cryptogram(&master, &factors, challenge)
+    }
+
+    /// The whole WRITE KEY command (`84 D4 P1 P2 Lc ENC(record) ‖ MAC`) for a card being
+    /// personalised.
+    pub async fn card_write_key(
+        &self,
+        serial: &Serial,
+        write: &CardKeyWrite<'_>,
+    ) -> Result<Vec<u8>> {
+        let card = self.personalising(serial).await?;
+        let (key, key_factors) = self.card_key(&card, write.key, Purpose::Use).await?;
+        let (under, under_factors) = self.card_key(&card, write.under, Purpose::Use).await?;
+        self.hsm().write_key_command(&WriteKey {
+            key: &key,
+            key_factors: &key_factors,
+            under: &under,
+            under_factors: &under_factors,
+            challenge: write.challenge,
+            p1: write.p1,
+            p2: write.p2,
+            record_header: write.record_header,
+        })
+    }
+
+    /// Signs the data of a card being personalised for its certificate file: the KMS
+    /// signing key over [`CARD_CERTIFICATE_DOMAIN`] ‖ serial ‖ `data`. Returns the signing
+    /// key's algorithm, version and the signature `r ‖ s`.
+    pub async fn sign_card_data(
+        &self,
+        serial: &Serial,
+        data: &[u8],
+    ) -> Result<(KeyAlgorithm, u8, Vec<u8>)> {
+        self.personalising(serial).await?;
+        let (_, version, key) = self.signing_key().await?;
+        let message = card_certificate_message(serial, data);
+        let signature = self.sign_with(&key, &message)?;
+        Ok((key.attributes().algorithm(), version, signature))
+    }
+
+    /// Verifies a card certificate's signature by version `version` of the KMS signing key.
+    pub async fn verify_card_data(
+        &self,
+        serial: &Serial,
+        data: &[u8],
+        version: u8,
+        signature: &[u8],
+    ) -> Result<()> {
+        let id = self.signing_key_id().await?;
+        self.verify_kms_signature(
+            &id,
+            version,
+            &card_certificate_message(serial, data),
+            signature,
+        )
+        .await
+    }
+
+    /// An issued card for a money act.
+    async fn issued(&self, factor: &[u8; 8]) -> Result<CardRecord> {
+        let card = self.card_by_factor(factor).await?;
+        if card.status != CardStatus::Issued || card.kind != DeviceKind::Card {
+            return Err(invalid(
+                "card",
+                format!("{} is not an issued user card", card.serial),
+            ));
+        }
+        Ok(card)
+    }
+
+    /// Online load: checks the card's MAC1 under its load key (version `key_version`, as
+    /// INITIALIZE FOR LOAD reported) and returns MAC2. Audited, accepted or refused.
+    pub async fn authorize_load(
+        &self,
+        actor: &str,
+        factor: &[u8; 8],
+        key_version: u8,
+        load: &Load,
+        mac1: &[u8],
+    ) -> Result<[u8; 4]> {
+        let card = self.issued(factor).await?;
+        let object = format!("card:{}", card.serial);
+        let outcome = async {
+            if card.key_version("load")? != key_version {
+                return Err(invalid(
+                    "load key version",
+                    format!("the card reported {key_version:02X}"),
+                ));
+            }
+            let (master, factors) = self
+                .card_key(&card, CardKey::Card("load"), Purpose::Use)
+                .await?;
+            self.hsm().load_mac2(&master, &factors, load, mac1)
+        }
+        .await;
+        let tx = self.store().begin().await?;
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec![actor.to_owned()],
+                act: "card.load".into(),
+                object,
+                result: match &outcome {
+                    Ok(_) => "ok".into(),
+                    Err(error) => format!("refused: {error}"),
+                },
+                detail: json!({
+                    "amount": load.amount,
+                    "type": load.transaction_type,
+                    "terminal": hex::encode_upper(load.terminal_id),
+                    "online_seq": load.online_seq,
+                    "old_balance": load.old_balance,
+                }),
+            },
+        )
+        .await?;
+        outcome
+    }
+
+    /// Verifies the TAC of a load.
+    pub async fn verify_load_tac(&self, factor: &[u8; 8], load: &Load, tac: &[u8]) -> Result<()> {
+        let card = self.issued(factor).await?;
+        let (master, factors) = self
+            .card_key(&card, CardKey::Card("tac"), Purpose::Verify)
+            .await?;
+        self.hsm().verify_load_tac(&master, &factors, load, tac)
+    }
+
+    /// Verifies the TACs of purchase records at clearing: one verdict per record, in order.
+    pub async fn verify_purchase_tacs(
+        &self,
+        records: &[PurchaseCheck<'_>],
+    ) -> Result<Vec<TacVerdict>> {
+        let mut verdicts = vec![TacVerdict::UnknownCard; records.len()];
+        // Records grouped by the TAC master (algorithm and version) of their card.
+        let mut groups: TacGroups = BTreeMap::new();
+        let mut cards: BTreeMap<[u8; 8], Option<CardRecord>> = BTreeMap::new();
+        for (index, record) in records.iter().enumerate() {
+            let card = match cards.get(&record.factor) {
+                Some(card) => card.clone(),
+                None => {
+                    let card = self.issued(&record.factor).await.ok();
+                    cards.insert(record.factor, card.clone());
+                    card
+                }
+            };
+            let Some(card) = card else {
+                continue;
+            };
+            let key = (card.algorithm.clone(), card.key_version("tac")?);
+            groups
+                .entry(key)
+                .or_default()
+                .push((index, card.factors()?));
+        }
+        for ((algorithm, version), members) in groups {
+            let id = Template::named("tac")?.key_id(algorithm_named(&algorithm)?, &Scope::Bureau);
+            let (_, master) = self.wrapped(&id, Some(version), Purpose::Verify).await?;
+            let checks: Vec<TacCheck<'_>> = members
+                .iter()
+                .map(|(index, factors)| TacCheck {
+                    factors,
+                    purchase: records[*index].purchase,
+                    tac: &records[*index].tac,
+                })
+                .collect();
+            for ((index, _), ok) in members
+                .iter()
+                .zip(self.hsm().verify_purchase_tacs(&master, &checks)?)
+            {
+                verdicts[*index] = if ok {
+                    TacVerdict::Valid
+                } else {
+                    TacVerdict::Invalid
+                };
+            }
+        }
+        Ok(verdicts)
+    }
+}
+
+/// Purchase records grouped by the TAC master of their cards (algorithm, version): each
+/// record's index and its card's factors.
+type TacGroups = BTreeMap<(String, u8), Vec<(usize, [[u8; 8]; 3])>>;
+
+/// The message a card certificate signs.
+pub fn card_certificate_message(serial: &Serial, data: &[u8]) -> Vec<u8> {
+    [CARD_CERTIFICATE_DOMAIN, &serial.bytes(), data].concat()
+}
