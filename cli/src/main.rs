@@ -7,7 +7,7 @@
 //! - `ykt script ...`: APDU scripts (scriptor-compatible, with expectations, variables and
 //!   secrets): check them, run them on card readers.
 //! - `ykt card ...`: virtual FMCOS cards and PSAMs in state files: serve one in a vpcd reader
-//!   (with the `pcsc` feature), describe one.
+//!   (with the `pcsc` feature), describe one, feed blank ones to an issuing station.
 //! - `ykt kms init|info`: the bureau's KMS (`ykt_kms`) in a data directory: its HSM, bureau,
 //!   quorum, first officers and signing key.
 //! - `ykt officer add|list|disable`: the security officers.
@@ -19,6 +19,12 @@
 //!   their lifecycle.
 //! - `ykt audit verify|export|checkpoint`: the hash-chained, signed audit log.
 //! - `ykt hsm serve`: the local HSM served to remote KMS hosts over the host protocol.
+//! - `ykt demo`: the whole story on embedded defaults in a fresh data directory.
+//! - `ykt profile list|export|check`: personalisation profiles.
+//! - `ykt issue batch|psam|resume|list|show`: the issuing station (rosters, PSAMs, the
+//!   journal), on virtual cards or a PC/SC reader.
+//! - `ykt terminal balance|log|load|purchase|clear`: a terminal against issued cards, with the
+//!   KMS as its online host and clearing house.
 //!
 //! The KMS commands take `--data-dir` and `--config` (`YKT_*` variables apply), and secrets
 //! (passwords, components, shares) from a ceremony file (`--components-from`) or hidden

@@ -1070,7 +1070,8 @@ impl Kms {
     }
 
     /// Online load: checks the card's MAC1 under its load key (version `key_version`, as
-    /// INITIALIZE FOR LOAD reported) and returns MAC2. Audited, accepted or refused.
+    /// INITIALIZE FOR LOAD reported) and returns MAC2. Audited, accepted or refused (an
+    /// unknown or not issued card too).
     pub async fn authorize_load(
         &self,
         actor: &str,
@@ -1079,9 +1080,19 @@ impl Kms {
         load: &Load,
         mac1: &[u8],
     ) -> Result<[u8; 4]> {
-        let card = self.issued(factor).await?;
-        let object = format!("card:{}", card.serial);
+        let card = self.card_by_factor(factor).await;
+        let object = match &card {
+            Ok(card) => format!("card:{}", card.serial),
+            Err(_) => format!("factor:{}", hex::encode_upper(factor)),
+        };
         let outcome = async {
+            let card = card?;
+            if card.status != CardStatus::Issued || card.kind != DeviceKind::Card {
+                return Err(invalid(
+                    "card",
+                    format!("{} is not an issued user card", card.serial),
+                ));
+            }
             if card.key_version("load")? != key_version {
                 return Err(invalid(
                     "load key version",

@@ -126,23 +126,42 @@ impl Served {
     /// Serves the chip in `state` (a factory chip of `kind` and `algorithm` if the file does
     /// not exist) with randoms seeded by `seed`, and waits until pcscd sees it.
     fn start(state: &Path, kind: &str, algorithm: CardAlgorithm, seed: u64, slot: Slot) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_ykt"))
-            .args([
-                "--json",
-                "card",
+        let seed = seed.to_string();
+        Self::spawn(
+            &[
                 "serve",
                 "--state",
                 arg(state),
                 "--kind",
                 kind,
-            ])
-            .args(["--alg", alg_name(algorithm), "--vpcd", slot.vpcd])
-            .args(["--fixed-random", &seed.to_string()])
+                "--alg",
+                alg_name(algorithm),
+                "--fixed-random",
+                &seed,
+            ],
+            slot,
+        )
+    }
+
+    /// A card feeder of blank `algorithm` user cards, seen by pcscd.
+    fn feed(algorithm: CardAlgorithm, slot: Slot) -> Self {
+        Self::spawn(
+            &["feed", "--kind", "user", "--alg", alg_name(algorithm)],
+            slot,
+        )
+    }
+
+    /// Runs `ykt --json card ARGS --vpcd SLOT` and waits until pcscd sees its card.
+    fn spawn(args: &[&str], slot: Slot) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_ykt"))
+            .args(["--json", "card"])
+            .args(args)
+            .args(["--vpcd", slot.vpcd])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start ykt card serve");
+            .expect("start ykt card");
         let mut served = Self {
             child: Some(child),
             slot,
@@ -882,4 +901,76 @@ fn scriptor_replays_an_exported_script_as_ykt_ran_it() {
         ours,
         "scriptor's output:\n{stdout}"
     );
+}
+
+#[test]
+fn a_roster_is_issued_through_pcscd_from_a_card_feeder() {
+    if !enabled("a_roster_is_issued_through_pcscd_from_a_card_feeder") {
+        return;
+    }
+    let _readers = readers();
+    let scratch = Scratch::new("feeder");
+    let data = scratch.path("data");
+    let demo = Command::new(env!("CARGO_BIN_EXE_ykt"))
+        .args(["--json", "demo", "--data-dir", arg(&data)])
+        .output()
+        .expect("run ykt demo");
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let roster = scratch.path("roster.csv");
+    std::fs::write(
+        &roster,
+        "name,number,id_number,card_type,school\n\
+         Feeder One,F0001,11010519491231002X,student,2133010601\n\
+         Feeder Two,F0002,110105201501010017,student,2133010601\n\
+         Feeder Three,F0003,110105201501020012,student,2133010601\n",
+    )
+    .unwrap();
+    let feeder = Served::feed(CardAlgorithm::Sm4, CARD_SLOT);
+    let issued = Command::new(env!("CARGO_BIN_EXE_ykt"))
+        .args(["--json", "issue", "batch", "--data-dir", arg(&data)])
+        .args([
+            "--roster",
+            arg(&roster),
+            "--reader",
+            CARD_SLOT.reader,
+            "--no-prompt",
+        ])
+        .args(["--transcripts", arg(&scratch.path("transcripts"))])
+        .output()
+        .expect("run ykt issue batch");
+    let fed = feeder.stop();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let report: Value = serde_json::from_slice(&issued.stdout).unwrap();
+    assert_eq!(report["issued"], 3, "{report}");
+    assert_eq!(report["max_apdus"], 40);
+    assert!(fed["cards_fed"].as_u64().unwrap() >= 3, "{fed}");
+    // The transcripts show every exchange and no secret: cryptograms and the PIN redacted.
+    let transcripts: Vec<_> = std::fs::read_dir(scratch.path("transcripts"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(transcripts.len(), 3);
+    for transcript in &transcripts {
+        let commands: Vec<&str> = transcript.lines().filter(|l| l.starts_with("> ")).collect();
+        assert_eq!(commands.len(), 40);
+        for command in commands {
+            if command.starts_with("> 84D4") || command.starts_with("> 0082") {
+                assert!(command.contains("**"), "{command}");
+            }
+            if command.starts_with("> 80D4") {
+                assert!(
+                    command.ends_with("******"),
+                    "the PIN is redacted: {command}"
+                );
+            }
+        }
+    }
 }
