@@ -1,5 +1,6 @@
 //! PBOC e-purse data layouts that both sides of the card interface read and write, and the
-//! calendar dates and times they carry (`YYYYMMDD` and `hhmmss` in BCD, UTC here).
+//! calendar dates and times they carry (`YYYYMMDD` and `hhmmss` in BCD, on the clock of the
+//! bureau: China Standard Time, UTC+8).
 
 /// One record of a card's transaction log (cyclic EF 0018, `pboc-spec.md` §1), 23 bytes:
 /// `serial2 overdraft3 amount4 type1 terminal6 date4 time3`.
@@ -115,9 +116,9 @@ impl Date {
         era * 146_097 + doe - 719_468
     }
 
-    /// The UTC date of a Unix time in milliseconds.
+    /// The date in China Standard Time of a Unix time in milliseconds.
     pub fn of_unix_ms(ms: i64) -> Self {
-        Self::from_unix_days(ms.div_euclid(86_400_000))
+        Self::from_unix_days((ms + CHINA_STANDARD_TIME_MS).div_euclid(86_400_000))
     }
 
     /// Parses `YYYYMMDD` or `YYYY-MM-DD`.
@@ -177,10 +178,13 @@ fn bcd2(value: u16) -> [u8; 2] {
     [bcd1((value / 100) as u8), bcd1((value % 100) as u8)]
 }
 
-/// The UTC date and time of a Unix time in milliseconds as cards carry them: `YYYYMMDD` and
-/// `hhmmss`, BCD.
+/// China Standard Time's offset from UTC (eight hours), in milliseconds.
+pub const CHINA_STANDARD_TIME_MS: i64 = 8 * 3_600_000;
+
+/// The date and time in China Standard Time of a Unix time in milliseconds, as cards carry
+/// them: `YYYYMMDD` and `hhmmss`, BCD.
 pub fn bcd_date_time(ms: i64) -> ([u8; 4], [u8; 3]) {
-    let seconds = ms.rem_euclid(86_400_000) / 1000;
+    let seconds = (ms + CHINA_STANDARD_TIME_MS).rem_euclid(86_400_000) / 1000;
     let time = [
         bcd1((seconds / 3600) as u8),
         bcd1((seconds / 60 % 60) as u8),
@@ -237,10 +241,14 @@ mod tests {
         for days in [-1, 0, 59, 10_957, 20_000, 2_932_896] {
             assert_eq!(Date::from_unix_days(days).unix_days(), days);
         }
-        // 2024-04-11T21:21:21Z
+        // 2024-04-11T21:21:21Z is 05:21:21 on the 12th in Beijing.
         assert_eq!(
             bcd_date_time(1_712_870_481_000),
-            ([0x20, 0x24, 0x04, 0x11], [0x21, 0x21, 0x21])
+            ([0x20, 0x24, 0x04, 0x12], [0x05, 0x21, 0x21])
+        );
+        assert_eq!(
+            Date::of_unix_ms(1_712_870_481_000),
+            Date::new(2024, 4, 12).unwrap()
         );
     }
 }

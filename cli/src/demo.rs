@@ -228,7 +228,7 @@ async fn story(dir: &Path) -> Result<Report> {
         "cards",
         started,
         format!(
-            "{} student cards in 2 batches, {} APDUs per card",
+            "{} student cards in 2 batches, at most {} APDUs per card",
             apdus.len(),
             apdus.iter().max().copied().unwrap_or(0)
         ),

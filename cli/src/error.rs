@@ -116,6 +116,14 @@ pub enum CliError {
     /// The link to a card or PSAM failed.
     #[error("card link: {0}")]
     Link(#[from] ykt_apdu::ApduError),
+    /// A batch stopped at a card; running it again resumes there.
+    #[error("batch {batch} stopped: {error}; `ykt issue resume {batch}` goes on from there")]
+    Batch {
+        /// The batch.
+        batch: String,
+        /// Why it stopped.
+        error: ykt_issuer::IssueError,
+    },
     /// The issuing station refused or failed.
     #[error(transparent)]
     Issue(#[from] ykt_issuer::IssueError),
@@ -219,7 +227,7 @@ impl CliError {
                 | ykt_issuer::IssueError::Profile { .. }
                 | ykt_issuer::IssueError::Io { .. },
             ) => ExitCode::from(2),
-            Self::Issue(_) => ExitCode::FAILURE,
+            Self::Issue(_) | Self::Batch { .. } => ExitCode::FAILURE,
             Self::NoKms(_) => ExitCode::from(2),
             Self::Bench(_) | Self::SharesNotWritten { .. } => ExitCode::FAILURE,
             Self::Crypto(_)

@@ -70,6 +70,10 @@ pub struct StationArgs {
     /// The card-centre operator, as audit records name them [default: $USER].
     #[arg(long, value_name = "NAME")]
     operator: Option<String>,
+    /// Take over cards another station left half-personalised (that station is gone for
+    /// good); each take-over is audited.
+    #[arg(long)]
+    take_over: bool,
 }
 
 impl StationArgs {
@@ -82,7 +86,17 @@ impl StationArgs {
         format!("operator:{name}")
     }
 
-    /// Works through a batch with these cards.
+    /// The station these arguments describe.
+    fn station<'k>(&self, kms: &'k Kms) -> Station<'k> {
+        let station = Station::new(kms, self.actor());
+        if self.take_over {
+            station.taking_over()
+        } else {
+            station
+        }
+    }
+
+    /// Works through a batch with these cards; a failure names the batch to resume.
     fn run(
         &self,
         context: &Context,
@@ -117,7 +131,10 @@ impl StationArgs {
             }
         };
         progress.bar.finish_and_clear();
-        Ok(outcome?)
+        outcome.map_err(|error| CliError::Batch {
+            batch: batch.id.clone(),
+            error,
+        })
     }
 }
 
@@ -222,7 +239,7 @@ fn profile_arg(
     })
 }
 
-/// `--valid-from`, or today (UTC).
+/// `--valid-from`, or today (China Standard Time).
 fn valid_from(given: Option<&str>) -> Result<Date> {
     match given {
         Some(text) => Date::parse(text).ok_or_else(|| CliError::Input {
@@ -278,7 +295,7 @@ pub struct BatchArgs {
     /// Personalisation profile: a built-in name or a file [default: ykt-user-sm4].
     #[arg(long, value_name = "NAME|FILE")]
     profile: Option<String>,
-    /// First valid day of the cards [default: today].
+    /// First valid day of the cards [default: today, China Standard Time].
     #[arg(long, value_name = "YYYY-MM-DD")]
     valid_from: Option<String>,
     #[command(flatten)]
@@ -295,7 +312,7 @@ impl BatchArgs {
         let rows = read_roster(&self.roster)?;
         let from = valid_from(self.valid_from.as_deref())?;
         let kms = context.open(Need::Hsm(&[]))?;
-        let station = Station::new(&kms, self.station.actor());
+        let station = self.station.station(&kms);
         let batch = context.block_on(station.create_card_batch(&profile, &rows, from))?;
         let started = Instant::now();
         let outcome = self.station.run(context, &station, &batch, &profile)?;
@@ -333,7 +350,7 @@ impl PsamArgs {
         let profile = profile_arg(self.profile.as_deref(), ProfileKind::Psam, Algorithm::Sm4)?;
         let from = valid_from(self.valid_from.as_deref())?;
         let kms = context.open(Need::Hsm(&[]))?;
-        let station = Station::new(&kms, self.station.actor());
+        let station = self.station.station(&kms);
         let batch = context.block_on(station.create_psam_batch(
             &profile,
             &self.school,
@@ -394,7 +411,7 @@ impl ResumeArgs {
                 .filter(|b| b.status == "open")
                 .collect(),
         };
-        let station = Station::new(&kms, self.station.actor());
+        let station = self.station.station(&kms);
         let mut records = Vec::new();
         for batch in &batches {
             let profile = batch_profile(batch, self.profile.as_deref())?;
@@ -443,7 +460,7 @@ pub fn card_record(card: &CardRecord) -> Record {
         .with("number", card.holder_number.clone().unwrap_or_default())
         .with("terminal_id", card.terminal_id.clone().unwrap_or_default())
         .with("expiry", card.expiry.clone())
-        .with("status", format!("{:?}", card.status).to_lowercase())
+        .with("status", card.status.name())
         .with("attempts", card.attempts)
         .with(
             "apdus",

@@ -20,6 +20,17 @@ use ykt_kms::issuance::{
     BatchInfo, BatchProfile, CardRecord, CardStatus, DeviceKind, NewCard, NewPsams, Serial,
 };
 
+/// The virtual chip a card record is personalised on.
+pub fn chip_of(record: &CardRecord) -> Result<Chip> {
+    Ok(Chip {
+        algorithm: crate::lab::chip_algorithm(record.key_algorithm()?),
+        kind: match record.kind {
+            DeviceKind::Card => ChipKind::UserCard,
+            DeviceKind::Psam => ChipKind::Psam,
+        },
+    })
+}
+
 /// Where the cards of a batch come from.
 pub trait CardSource {
     /// The card to personalise as `record`: a blank card, or the card an interrupted attempt
@@ -57,14 +68,7 @@ impl VirtualCards {
         if path.exists() {
             return Ok(Card::open(&path)?);
         }
-        let chip = Chip {
-            algorithm: crate::lab::chip_algorithm(record.key_algorithm()?),
-            kind: match record.kind {
-                DeviceKind::Card => ChipKind::UserCard,
-                DeviceKind::Psam => ChipKind::Psam,
-            },
-        };
-        Ok(Card::blank_at(&path, chip)?)
+        Ok(Card::blank_at(&path, chip_of(record)?)?)
     }
 }
 
@@ -118,23 +122,29 @@ impl Station<'_> {
     ) -> Result<BatchOutcome> {
         let batch = self.kms().batch(id).await?;
         if batch.profile_digest != profile.digest || batch.profile != profile.label() {
-            return Err(IssueError::UnusableCard(format!(
-                "batch {id} was created with profile {} ({}); this is {} ({})",
-                batch.profile,
-                &batch.profile_digest[..16],
-                profile.label(),
-                &profile.digest[..16]
-            )));
+            return Err(IssueError::Profile {
+                field: "profile".into(),
+                reason: format!(
+                    "batch {id} was created with profile {} ({}); this is {} ({})",
+                    batch.profile,
+                    batch
+                        .profile_digest
+                        .get(..16)
+                        .unwrap_or(&batch.profile_digest),
+                    profile.label(),
+                    &profile.digest[..16]
+                ),
+            });
         }
         let kind = match profile.profile.kind {
             ProfileKind::UserCard => DeviceKind::Card,
             ProfileKind::Psam => DeviceKind::Psam,
         };
         if batch.kind != kind {
-            return Err(IssueError::UnusableCard(format!(
-                "batch {id} issues {}s",
-                batch.kind.name()
-            )));
+            return Err(IssueError::Profile {
+                field: "kind".into(),
+                reason: format!("batch {id} issues {}s", batch.kind.name()),
+            });
         }
         if let Some(dir) = transcripts {
             std::fs::create_dir_all(dir).map_err(|source| IssueError::Io {

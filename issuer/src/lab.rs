@@ -89,9 +89,9 @@ impl LabBureau {
         };
         std::fs::create_dir_all(data_dir).map_err(io)?;
         if std::fs::read_dir(data_dir).map_err(io)?.next().is_some() {
-            return Err(IssueError::UnusableCard(format!(
-                "{} is not empty: the lab bureau starts from an empty directory",
-                data_dir.display()
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "not empty: the lab bureau starts from an empty directory",
             )));
         }
         std::fs::write(

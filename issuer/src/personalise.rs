@@ -37,10 +37,9 @@ use std::time::Instant;
 use ykt_apdu::script::{Entry, Event, Redacted, Transcript};
 use ykt_apdu::{Command, Response, Session, Sw, exchange, tlv};
 use ykt_kms::Kms;
-use ykt_kms::issuance::{CardKey, CardKeyWrite, CardRecord, DeviceKind, Serial};
-
-/// The template of the card master key (MF 39/00).
-const CARD_MASTER: &str = "external-auth";
+use ykt_kms::issuance::{
+    CARD_MASTER_TEMPLATE, CardKey, CardKeyWrite, CardRecord, DeviceKind, Serial,
+};
 
 /// What a personalisation did.
 #[derive(Debug, Clone)]
@@ -268,7 +267,7 @@ impl MfMaster {
     fn key(self) -> CardKey<'static> {
         match self {
             Self::Transport => CardKey::Transport,
-            Self::CardMaster => CardKey::Card(CARD_MASTER),
+            Self::CardMaster => CardKey::Card(CARD_MASTER_TEMPLATE),
         }
     }
 }
@@ -277,6 +276,7 @@ impl MfMaster {
 pub struct Station<'k> {
     kms: &'k Kms,
     actor: String,
+    take_over: bool,
 }
 
 impl<'k> Station<'k> {
@@ -285,7 +285,15 @@ impl<'k> Station<'k> {
         Self {
             kms,
             actor: actor.into(),
+            take_over: false,
         }
+    }
+
+    /// A station that takes over cards another station left being personalised (a station
+    /// that is gone for good); each take-over is audited.
+    pub fn taking_over(mut self) -> Self {
+        self.take_over = true;
+        self
     }
 
     /// The KMS.
@@ -307,23 +315,31 @@ impl<'k> Station<'k> {
         serial: &Serial,
         profile: &LoadedProfile,
     ) -> Result<Personalised> {
-        let record = self.kms.start_personalisation(&self.actor, serial).await?;
         let profile_ref = &profile.profile;
+        let card = self.kms.card(serial).await?;
+        let batch = self.kms.batch(&card.batch).await?;
         let expected_kind = match profile_ref.kind {
             ProfileKind::UserCard => DeviceKind::Card,
             ProfileKind::Psam => DeviceKind::Psam,
         };
-        if record.kind != expected_kind
-            || record.key_algorithm()? != profile_ref.algorithm.key_algorithm()
+        if card.kind != expected_kind
+            || card.key_algorithm()? != profile_ref.algorithm.key_algorithm()
+            || batch.profile_digest != profile.digest
         {
-            return Err(IssueError::UnusableCard(format!(
-                "{serial} is a {} {} record; the profile is for {:?} {:?}",
-                record.algorithm,
-                record.kind.name(),
-                profile_ref.algorithm,
-                profile_ref.kind
-            )));
+            return Err(IssueError::Profile {
+                field: "profile".into(),
+                reason: format!(
+                    "{serial} belongs to batch {} made with profile {}; this is {}",
+                    batch.id,
+                    batch.profile,
+                    profile.label()
+                ),
+            });
         }
+        let record = self
+            .kms
+            .start_personalisation(&self.actor, serial, self.take_over)
+            .await?;
         let channel = match record.kind {
             DeviceKind::Card => "card",
             DeviceKind::Psam => "psam",
@@ -345,7 +361,7 @@ impl<'k> Station<'k> {
         let apdus = link.session.count;
         let record = self
             .kms
-            .finish_personalisation(&self.actor, serial, apdus)
+            .finish_personalisation(&self.actor, &record.attempt(), apdus)
             .await?;
         Ok(Personalised {
             record,
@@ -371,54 +387,57 @@ impl Run<'_> {
         let challenge = link.challenge(self.profile.algorithm.challenge_len())?;
         let cryptogram = self
             .kms
-            .card_external_auth(self.serial(), key, &challenge)
+            .card_external_auth(&self.record.attempt(), key, &challenge)
             .await?;
         let command = Command::new(0x00, 0x82, 0x00, key_id).with_data(cryptogram);
         Ok(link.send(&command, 5..usize::MAX)?.sw)
     }
 
-    /// Authenticates to the MF: with the transport key on a blank card; on a card of an
-    /// interrupted attempt, with the card master key when the application exists, else the
-    /// transport key and then the card master key. Leaves the MF selected.
+    /// External authentication to the MF with `master`: its status word.
+    async fn authenticate_with(&self, link: &mut Link<'_>, master: MfMaster) -> Result<Sw> {
+        self.external_auth(link, master.key(), 0).await
+    }
+
+    /// Authenticates to the MF: with the transport key on a blank card. On a card of an
+    /// interrupted attempt: with the card master key when the application exists (it is
+    /// created only after the card master key); else with both keys in turn, the card master
+    /// key first when the KMS already made its write (the card most likely holds it), so
+    /// that a wrong guess costs a try of the transport key rather than of the card master.
+    /// Leaves the MF selected.
     async fn authenticate_mf(&self, link: &mut Link<'_>) -> Result<MfMaster> {
         let resumed = self.record.attempts > 1;
+        let refused = |master: MfMaster, sw: Sw| IssueError::Card {
+            step: match master {
+                MfMaster::Transport => "EXTERNAL AUTHENTICATE (transport key)",
+                MfMaster::CardMaster => "EXTERNAL AUTHENTICATE (card master key)",
+            },
+            sw,
+        };
         if resumed {
             let probe = link.send(&select_aid(&self.profile.application.aid), 0..0)?;
             if probe.sw == Sw::Ok {
                 link.ok("SELECT MF", &select_mf())?;
-                return match self
-                    .external_auth(link, MfMaster::CardMaster.key(), 0)
-                    .await?
-                {
+                return match self.authenticate_with(link, MfMaster::CardMaster).await? {
                     Sw::Ok => Ok(MfMaster::CardMaster),
-                    sw => Err(IssueError::Card {
-                        step: "EXTERNAL AUTHENTICATE (card master key)",
-                        sw,
-                    }),
+                    sw => Err(refused(MfMaster::CardMaster, sw)),
                 };
             }
         }
-        match self.external_auth(link, CardKey::Transport, 0).await? {
-            Sw::Ok => Ok(MfMaster::Transport),
-            Sw::TriesLeft(_) if resumed => {
-                match self
-                    .external_auth(link, MfMaster::CardMaster.key(), 0)
-                    .await?
-                {
-                    Sw::Ok => Ok(MfMaster::CardMaster),
-                    sw => Err(IssueError::Card {
-                        step: "EXTERNAL AUTHENTICATE (card master key)",
-                        sw,
-                    }),
-                }
-            }
+        let (first, second) = if resumed && self.record.card_master_sent {
+            (MfMaster::CardMaster, MfMaster::Transport)
+        } else {
+            (MfMaster::Transport, MfMaster::CardMaster)
+        };
+        match self.authenticate_with(link, first).await? {
+            Sw::Ok => Ok(first),
+            Sw::TriesLeft(_) if resumed => match self.authenticate_with(link, second).await? {
+                Sw::Ok => Ok(second),
+                sw => Err(refused(second, sw)),
+            },
             Sw::TriesLeft(n) => Err(IssueError::UnusableCard(format!(
                 "its MF key is not this vendor's transport key (63C{n:X}): not a blank card"
             ))),
-            sw => Err(IssueError::Card {
-                step: "EXTERNAL AUTHENTICATE (transport key)",
-                sw,
-            }),
+            sw => Err(refused(first, sw)),
         }
     }
 
@@ -440,7 +459,7 @@ impl Run<'_> {
         let apdu = self
             .kms
             .card_write_key(
-                self.serial(),
+                &self.record.attempt(),
                 &CardKeyWrite {
                     key: card_key(key),
                     under,
@@ -571,8 +590,10 @@ impl Run<'_> {
         let public = card_data::public_info(self.record, self.profile.version)?;
         let holder = card_data::holder_info(self.record)?;
         let signed = [public.as_slice(), holder.as_slice()].concat();
-        let (algorithm, version, signature) =
-            self.kms.sign_card_data(self.serial(), &signed).await?;
+        let (algorithm, version, signature) = self
+            .kms
+            .sign_card_data(&self.record.attempt(), &signed)
+            .await?;
         let certificate = card_data::certificate(algorithm, version, &signature)?;
         self.update(link, Content::PublicInfo, &public)?;
         self.update(link, Content::HolderInfo, &holder)?;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sm3::{Digest, Sm3};
 use std::collections::BTreeSet;
 use std::path::Path;
+use ykt_kms::issuance::CARD_MASTER_TEMPLATE;
 use ykt_kms::model::{KeyAlgorithm, MASTER_TEMPLATES};
 
 /// The profile schema this version reads.
@@ -537,6 +538,12 @@ impl Profile {
             return Err(profile_error(
                 "mf.master",
                 "the card master key is key 39/00",
+            ));
+        }
+        if self.mf.master.template != CARD_MASTER_TEMPLATE {
+            return Err(profile_error(
+                "mf.master.template",
+                format!("the card master key is of the `{CARD_MASTER_TEMPLATE}` template"),
             ));
         }
         let mut slots = BTreeSet::new();

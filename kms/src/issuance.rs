@@ -44,6 +44,21 @@ pub const MAX_BATCH: usize = 10_000;
 /// and the card data the issuer wrote (public information and holder files).
 pub const CARD_CERTIFICATE_DOMAIN: &[u8] = b"ykt-card-certificate-v1";
 
+/// The template of a card's master key (MF 39/00), the one key the vendor's transport key
+/// may protect the write of.
+pub const CARD_MASTER_TEMPLATE: &str = "external-auth";
+
+/// One attempt at personalising a card, as [`Kms::start_personalisation`] hands it out: the
+/// card-key acts answer only the card's current attempt, so a station whose attempt was
+/// taken over gets nothing more for its card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// The card.
+    pub serial: Serial,
+    /// The attempt's number, from 1.
+    pub number: u64,
+}
+
 /// User card or PSAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -211,7 +226,8 @@ pub enum CardStatus {
 }
 
 impl CardStatus {
-    fn name(self) -> &'static str {
+    /// The name as stored and shown.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Allocated => "allocated",
             Self::Personalising => "personalising",
@@ -269,6 +285,11 @@ pub struct CardRecord {
     pub attempts: u64,
     /// APDUs of the attempt that issued it.
     pub apdus: Option<u64>,
+    /// Who runs (or ran) the current attempt.
+    pub station: Option<String>,
+    /// Whether the KMS ever made the write of the card master key over the transport key
+    /// (the card may hold the card master key since).
+    pub card_master_sent: bool,
 }
 
 fn serialize_display<S: serde::Serializer>(value: &Serial, s: S) -> Result<S::Ok, S::Error> {
@@ -290,6 +311,14 @@ impl CardRecord {
                 field: "card key",
                 reason: format!("the card has no `{template}` key"),
             })
+    }
+
+    /// The current attempt at personalising the card.
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            serial: self.serial,
+            number: self.attempts,
+        }
     }
 
     /// The 6-byte terminal ID of a PSAM.
@@ -374,9 +403,61 @@ fn check_date(field: &'static str, text: &str) -> Result<()> {
     }
 }
 
+/// The card types a user card may have.
+pub const CARD_TYPES: [&str; 3] = ["student", "staff", "temporary"];
+
+/// Checks a holder's fields as the card files will carry them: a known card type, a name of
+/// 1 to 30 bytes without control characters, a student or staff number of 1 to 16 ASCII
+/// letters and digits, an 18-character resident ID number, an expiry not before `valid_from`.
+fn check_holder(card: &NewCard, valid_from: &str) -> Result<()> {
+    if !CARD_TYPES.contains(&card.card_type.as_str()) {
+        return Err(invalid(
+            "card type",
+            format!("`{}` is not a card type", card.card_type),
+        ));
+    }
+    let name_ok = (1..=30).contains(&card.holder_name.len())
+        && !card.holder_name.chars().any(char::is_control);
+    if !name_ok {
+        return Err(invalid(
+            "holder name",
+            "1 to 30 bytes, no control characters",
+        ));
+    }
+    let number_ok = (1..=16).contains(&card.holder_number.len())
+        && card
+            .holder_number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric());
+    if !number_ok {
+        return Err(invalid("holder number", "1 to 16 ASCII letters and digits"));
+    }
+    let id = card.id_number.as_bytes();
+    let id_ok = id.len() == 18
+        && id[..17].iter().all(u8::is_ascii_digit)
+        && (id[17].is_ascii_digit() || id[17] == b'X');
+    if !id_ok {
+        return Err(invalid("ID number", "17 digits and a check digit or X"));
+    }
+    check_not_before(&card.expiry, valid_from)
+}
+
+/// Refuses an expiry (`YYYYMMDD`) before the first valid day.
+fn check_not_before(expiry: &str, valid_from: &str) -> Result<()> {
+    check_date("expiry", expiry)?;
+    if expiry < valid_from {
+        return Err(invalid(
+            "expiry",
+            format!("{expiry} is before the first valid day {valid_from}"),
+        ));
+    }
+    Ok(())
+}
+
 const CARD_COLUMNS: &str = "serial, kind, cards.school_code AS school_code, \
     schools.region_code AS region_code, batch_id, item, card_type, holder_name, holder_number, \
-    id_number, terminal_id, algorithm, key_versions, valid_from, expiry, status, attempts, apdus";
+    id_number, terminal_id, algorithm, key_versions, valid_from, expiry, status, attempts, apdus, \
+    station, card_master_sent";
 
 const CARD_FROM: &str = "cards JOIN schools ON schools.code = cards.school_code";
 
@@ -385,6 +466,7 @@ fn card_of(row: &sqlx::any::AnyRow) -> Result<CardRecord> {
     let item: i64 = row.try_get("item")?;
     let attempts: i64 = row.try_get("attempts")?;
     let apdus: Option<i64> = row.try_get("apdus")?;
+    let card_master_sent: i64 = row.try_get("card_master_sent")?;
     Ok(CardRecord {
         serial: Serial::parse(&row.try_get::<String, _>("serial")?)
             .map_err(|_| KmsError::Corrupt("malformed serial in the store"))?,
@@ -406,6 +488,8 @@ fn card_of(row: &sqlx::any::AnyRow) -> Result<CardRecord> {
         status: CardStatus::parse(&row.try_get::<String, _>("status")?)?,
         attempts: attempts as u64,
         apdus: apdus.map(|n| n as u64),
+        station: row.try_get("station")?,
+        card_master_sent: card_master_sent != 0,
     })
 }
 
@@ -467,12 +551,12 @@ async fn take_numbers(
     Ok(first as u32)
 }
 
+/// The highest batch number.
+const MAX_BATCH_NUMBER: u32 = 999_999;
+
 async fn new_batch_id(tx: &mut Transaction<'static, Any>) -> Result<String> {
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM issue_batches")
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("n")?;
-    Ok(format!("B{:06}", count + 1))
+    let number = take_numbers(tx, "bureau", "batch", 1, MAX_BATCH_NUMBER).await?;
+    Ok(format!("B{number:06}"))
 }
 
 impl Kms {
@@ -552,7 +636,7 @@ impl Kms {
     ) -> Result<BatchInfo> {
         self.check_batch(profile, cards.len())?;
         for card in cards {
-            check_date("expiry", &card.expiry)?;
+            check_holder(card, &profile.valid_from)?;
         }
         let versions = self
             .current_versions(profile.algorithm, &profile.templates)
@@ -669,7 +753,7 @@ impl Kms {
         psams: &NewPsams,
     ) -> Result<BatchInfo> {
         self.check_batch(profile, psams.count)?;
-        check_date("expiry", &psams.expiry)?;
+        check_not_before(&psams.expiry, &profile.valid_from)?;
         crate::officers::check_name(&psams.vendor)
             .map_err(|_| invalid("vendor", "must be a short name"))?;
         let versions = self
@@ -842,38 +926,62 @@ impl Kms {
         .transpose()
     }
 
-    /// Starts (or restarts) a card's personalisation: its record becomes `personalising` and
-    /// the attempt is counted and audited. An issued card is refused.
-    pub async fn start_personalisation(&self, actor: &str, serial: &Serial) -> Result<CardRecord> {
+    /// Starts (or restarts) a card's personalisation as `actor`: its record becomes
+    /// `personalising` and the attempt is counted and audited; the attempt returned is the
+    /// only one the card-key acts answer from then on. An issued card is refused, and so is a
+    /// card another station is personalising unless `take_over` (the other station's attempt
+    /// then gets nothing more; the take-over is audited).
+    pub async fn start_personalisation(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        take_over: bool,
+    ) -> Result<CardRecord> {
         let card = self.card(serial).await?;
-        if card.status == CardStatus::Issued {
-            return Err(invalid("card", format!("{serial} is already issued")));
+        let object = format!("{}:{serial}", card.kind.name());
+        let other = card
+            .station
+            .as_deref()
+            .filter(|station| card.status == CardStatus::Personalising && *station != actor);
+        if let Some(station) = other
+            && !take_over
+        {
+            let reason = format!("{station} is personalising it (take it over to go on)");
+            self.audit_refusal(vec![actor.to_owned()], "card.personalise", &object, &reason)
+                .await?;
+            return Err(KmsError::NotAuthorised(format!("card {serial}: {reason}")));
         }
         let mut tx = self.store().begin().await?;
         let changed = sqlx::query(
-            "UPDATE cards SET status = 'personalising', attempts = attempts + 1, status_at = $1 \
-             WHERE serial = $2 AND status <> 'issued'",
+            "UPDATE cards SET status = 'personalising', attempts = attempts + 1, station = $1, \
+             status_at = $2 WHERE serial = $3 AND status <> 'issued' AND attempts = $4",
         )
+        .bind(actor)
         .bind(now_ms())
         .bind(serial.to_string())
+        .bind(card.attempts as i64)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if changed != 1 {
-            return Err(invalid("card", format!("{serial} is already issued")));
+            return Err(invalid(
+                "card",
+                format!("{serial} is issued, or another attempt started meanwhile"),
+            ));
         }
         self.commit_audited(
             tx,
             AuditRecord {
                 actors: vec![actor.to_owned()],
                 act: "card.personalise".into(),
-                object: format!("{}:{serial}", card.kind.name()),
+                object,
                 result: "ok".into(),
                 detail: json!({
                     "batch": card.batch,
                     "item": card.item,
                     "attempt": card.attempts + 1,
                     "from": card.status.name(),
+                    "taken_over_from": other,
                 }),
             },
         )
@@ -881,25 +989,40 @@ impl Kms {
         self.card(serial).await
     }
 
-    /// Records a card as issued once the station verified it; closes its batch when it was
-    /// the last. Audited with the APDU count of the attempt.
+    /// Records a card as issued once the station verified it, ending `attempt`; closes its
+    /// batch when it was the last. Audited with the APDU count of the attempt.
     pub async fn finish_personalisation(
         &self,
         actor: &str,
-        serial: &Serial,
+        attempt: &Attempt,
         apdus: u64,
     ) -> Result<CardRecord> {
-        let card = self.personalising(serial).await?;
+        let card = self.personalising(attempt).await?;
+        let serial = attempt.serial;
         let mut tx = self.store().begin().await?;
         let now = now_ms();
-        sqlx::query(
-            "UPDATE cards SET status = 'issued', apdus = $1, status_at = $2 WHERE serial = $3",
+        // The batch row first: finishing stations queue here, so exactly one sees the last.
+        sqlx::query("UPDATE issue_batches SET status = status WHERE id = $1")
+            .bind(&card.batch)
+            .execute(&mut *tx)
+            .await?;
+        let changed = sqlx::query(
+            "UPDATE cards SET status = 'issued', apdus = $1, status_at = $2 WHERE serial = $3 \
+             AND status = 'personalising' AND attempts = $4",
         )
         .bind(apdus as i64)
         .bind(now)
         .bind(serial.to_string())
+        .bind(attempt.number as i64)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(invalid(
+                "card",
+                format!("{serial}: attempt {} is no longer current", attempt.number),
+            ));
+        }
         let left: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM cards WHERE batch_id = $1 AND status <> 'issued'",
         )
@@ -932,15 +1055,22 @@ impl Kms {
             },
         )
         .await?;
-        self.card(serial).await
+        self.card(&serial).await
     }
 
-    async fn personalising(&self, serial: &Serial) -> Result<CardRecord> {
-        let card = self.card(serial).await?;
-        if card.status != CardStatus::Personalising {
+    /// The card of `attempt`, refused unless the attempt is its current one.
+    async fn personalising(&self, attempt: &Attempt) -> Result<CardRecord> {
+        let card = self.card(&attempt.serial).await?;
+        if card.status != CardStatus::Personalising || card.attempts != attempt.number {
             return Err(invalid(
                 "card",
-                format!("{serial} is {}, not being personalised", card.status.name()),
+                format!(
+                    "{} is {} (attempt {}), not in attempt {}",
+                    attempt.serial,
+                    card.status.name(),
+                    card.attempts,
+                    attempt.number
+                ),
             ));
         }
         Ok(card)
@@ -988,30 +1118,64 @@ impl Kms {
         Ok((wrapped, factors))
     }
 
-    /// The EXTERNAL AUTHENTICATE cryptogram for the challenge of a card being personalised,
-    /// under its `key` (the transport key of a blank card, or one of its own keys).
+    /// The EXTERNAL AUTHENTICATE cryptogram for the challenge of a card in `attempt`, under
+    /// its `key` (the transport key of a blank card, or one of its own type-39 keys: the HSM
+    /// refuses other usages).
     pub async fn card_external_auth(
         &self,
-        serial: &Serial,
+        attempt: &Attempt,
         key: CardKey<'_>,
         challenge: &[u8],
     ) -> Result<Vec<u8>> {
-        let card = self.personalising(serial).await?;
+        let card = self.personalising(attempt).await?;
         let (master, factors) = self.card_key(&card, key, Purpose::Use).await?;
         self.hsm()
             .external_auth_cryptogram(&master, &factors, challenge)
     }
 
-    /// The whole WRITE KEY command (`84 D4 P1 P2 Lc ENC(record) ‖ MAC`) for a card being
-    /// personalised.
+    /// The whole WRITE KEY command (`84 D4 P1 P2 Lc ENC(record) ‖ MAC`) for a card in
+    /// `attempt`. The vendor's transport key, which people outside the KMS have held, protects
+    /// one write only: the card master key over itself (P1 P2 = 39 00); every other key is
+    /// written under one of the card's own keys.
     pub async fn card_write_key(
         &self,
-        serial: &Serial,
+        attempt: &Attempt,
         write: &CardKeyWrite<'_>,
     ) -> Result<Vec<u8>> {
-        let card = self.personalising(serial).await?;
+        let card = self.personalising(attempt).await?;
+        let under_transport = write.under == CardKey::Transport;
+        if under_transport
+            && (write.key != CardKey::Card(CARD_MASTER_TEMPLATE)
+                || (write.p1, write.p2) != (0x39, 0))
+        {
+            return Err(invalid(
+                "card key",
+                "the transport key protects only the card master key's write over it (39 00)",
+            ));
+        }
+        if write.key == CardKey::Transport {
+            return Err(invalid("card key", "the transport key is never written"));
+        }
         let (key, key_factors) = self.card_key(&card, write.key, Purpose::Use).await?;
         let (under, under_factors) = self.card_key(&card, write.under, Purpose::Use).await?;
+        if under_transport && !card.card_master_sent {
+            let mut tx = self.store().begin().await?;
+            sqlx::query("UPDATE cards SET card_master_sent = 1 WHERE serial = $1")
+                .bind(card.serial.to_string())
+                .execute(&mut *tx)
+                .await?;
+            self.commit_audited(
+                tx,
+                AuditRecord {
+                    actors: vec![card.station.clone().unwrap_or_default()],
+                    act: "card.master-key".into(),
+                    object: format!("{}:{}", card.kind.name(), card.serial),
+                    result: "ok".into(),
+                    detail: json!({ "attempt": attempt.number }),
+                },
+            )
+            .await?;
+        }
         self.hsm().write_key_command(&WriteKey {
             key: &key,
             key_factors: &key_factors,
@@ -1024,17 +1188,17 @@ impl Kms {
         })
     }
 
-    /// Signs the data of a card being personalised for its certificate file: the KMS
-    /// signing key over [`CARD_CERTIFICATE_DOMAIN`] ‖ serial ‖ `data`. Returns the signing
-    /// key's algorithm, version and the signature `r ‖ s`.
+    /// Signs the data of a card in `attempt` for its certificate file: the KMS signing key
+    /// over [`CARD_CERTIFICATE_DOMAIN`] ‖ serial ‖ `data`. Returns the signing key's
+    /// algorithm, version and the signature `r ‖ s`.
     pub async fn sign_card_data(
         &self,
-        serial: &Serial,
+        attempt: &Attempt,
         data: &[u8],
     ) -> Result<(KeyAlgorithm, u8, Vec<u8>)> {
-        self.personalising(serial).await?;
+        self.personalising(attempt).await?;
         let (_, version, key) = self.signing_key().await?;
-        let message = card_certificate_message(serial, data);
+        let message = card_certificate_message(&attempt.serial, data);
         let signature = self.sign_with(&key, &message)?;
         Ok((key.attributes().algorithm(), version, signature))
     }
@@ -1091,6 +1255,18 @@ impl Kms {
                 return Err(invalid(
                     "card",
                     format!("{} is not an issued user card", card.serial),
+                ));
+            }
+            let terminal = hex::encode_upper(load.terminal_id);
+            let registered = sqlx::query("SELECT 1 FROM terminals WHERE terminal_id = $1")
+                .bind(&terminal)
+                .fetch_optional(self.store().pool())
+                .await?
+                .is_some();
+            if !registered {
+                return Err(invalid(
+                    "terminal",
+                    format!("{terminal} is not a registered terminal"),
                 ));
             }
             if card.key_version("load")? != key_version {
@@ -1151,7 +1327,11 @@ impl Kms {
             let card = match cards.get(&record.factor) {
                 Some(card) => card.clone(),
                 None => {
-                    let card = self.issued(&record.factor).await.ok();
+                    let card = match self.issued(&record.factor).await {
+                        Ok(card) => Some(card),
+                        Err(KmsError::NotFound { .. } | KmsError::InvalidInput { .. }) => None,
+                        Err(other) => return Err(other),
+                    };
                     cards.insert(record.factor, card.clone());
                     card
                 }
@@ -1159,7 +1339,12 @@ impl Kms {
             let Some(card) = card else {
                 continue;
             };
-            let key = (card.algorithm.clone(), card.key_version("tac")?);
+            let Ok(version) = card.key_version("tac") else {
+                // A card without a TAC key cannot have made a TAC.
+                verdicts[index] = TacVerdict::Invalid;
+                continue;
+            };
+            let key = (card.algorithm.clone(), version);
             groups
                 .entry(key)
                 .or_default()

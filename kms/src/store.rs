@@ -3,7 +3,7 @@
 //!
 //! The schema is applied by an embedded, append-only migration list: one SQL file per step
 //! and backend (`migrations/sqlite/`, `migrations/postgres/`, the same tables in each
-//! dialect). Each applied step is recorded with the SM3 digest of its text, and a store whose
+//! dialect), or one file for both when its SQL reads alike in each (`migrations/`). Each applied step is recorded with the SM3 digest of its text, and a store whose
 //! recorded digest differs from the embedded one is refused: a released migration is never
 //! edited, the next one is added. sqlx's own migrator would need its proc-macro stack, which
 //! compiles both database drivers a second time for the build host; twenty lines do here.
@@ -47,8 +47,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         name: "issuance",
-        sqlite: include_str!("../migrations/sqlite/0002_issuance.sql"),
-        postgres: include_str!("../migrations/postgres/0002_issuance.sql"),
+        sqlite: include_str!("../migrations/0002_issuance.sql"),
+        postgres: include_str!("../migrations/0002_issuance.sql"),
     },
 ];
 

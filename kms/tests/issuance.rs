@@ -162,15 +162,35 @@ async fn issuance_registry(f: Fixture) {
         .await
         .is_err()
     );
-    let mut bad_expiry = holder(SCHOOLS[0], "A5");
-    bad_expiry.expiry = "20320231".into();
-    assert!(matches!(
-        refused(
-            kms.create_card_batch("operator:t", &profile(&templates), &[bad_expiry])
-                .await
-        ),
-        KmsError::InvalidInput { .. }
-    ));
+    let bad_holders = [
+        ("expiry", "20320231"),
+        ("expiry", "20260831"),
+        ("card_type", "pupil"),
+        ("name", ""),
+        ("name", "一二三四五六七八九十甲"),
+        ("number", "A-5"),
+        ("id", "1101051949123100"),
+    ];
+    for (field, value) in bad_holders {
+        let mut bad = holder(SCHOOLS[0], "A5");
+        match field {
+            "expiry" => bad.expiry = value.into(),
+            "card_type" => bad.card_type = value.into(),
+            "name" => bad.holder_name = value.into(),
+            "number" => bad.holder_number = value.into(),
+            _ => bad.id_number = value.into(),
+        }
+        assert!(
+            matches!(
+                refused(
+                    kms.create_card_batch("operator:t", &profile(&templates), &[bad])
+                        .await
+                ),
+                KmsError::InvalidInput { .. }
+            ),
+            "{field} {value}"
+        );
+    }
     assert_eq!(
         (count(&f, "cards").await, count(&f, "issue_batches").await),
         before
@@ -191,18 +211,38 @@ async fn issuance_registry(f: Fixture) {
     let card = &cards[0];
     let challenge = [0x11u8, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
     assert!(
-        kms.card_external_auth(&card.serial, CardKey::Transport, &challenge)
+        kms.card_external_auth(&card.attempt(), CardKey::Transport, &challenge)
             .await
             .is_err()
     );
     let started = kms
-        .start_personalisation("operator:t", &card.serial)
+        .start_personalisation("operator:t", &card.serial, false)
         .await
         .unwrap();
     assert_eq!(
         (started.status, started.attempts),
         (CardStatus::Personalising, 1)
     );
+    // Another station may not restart it unless it takes over, which ends this attempt.
+    assert!(matches!(
+        refused(
+            kms.start_personalisation("operator:u", &card.serial, false)
+                .await
+        ),
+        KmsError::NotAuthorised(_)
+    ));
+    let taken = kms
+        .start_personalisation("operator:u", &card.serial, true)
+        .await
+        .unwrap();
+    assert_eq!(taken.attempts, 2);
+    assert!(
+        kms.card_external_auth(&started.attempt(), CardKey::Transport, &challenge)
+            .await
+            .is_err(),
+        "the attempt taken over gets nothing more"
+    );
+    let attempt = taken.attempt();
 
     // The HSM's cryptograms are what ykt-crypto computes from the clear keys.
     let profile3des = Profile::for_algorithm(SymmetricAlgorithm::TripleDes).unwrap();
@@ -212,14 +252,14 @@ async fn issuance_registry(f: Fixture) {
         card.serial.factor(),
     ];
     assert_eq!(
-        kms.card_external_auth(&card.serial, CardKey::Transport, &challenge)
+        kms.card_external_auth(&attempt, CardKey::Transport, &challenge)
             .await
             .unwrap(),
         external_auth_cryptogram(&transport, &challenge).unwrap()
     );
     let card_app_master = profile3des.diversify_path(&app_master, &factors).unwrap();
     assert_eq!(
-        kms.card_external_auth(&card.serial, CardKey::Card("app-master"), &challenge)
+        kms.card_external_auth(&attempt, CardKey::Card("app-master"), &challenge)
             .await
             .unwrap(),
         external_auth_cryptogram(&card_app_master, &challenge).unwrap()
@@ -228,7 +268,7 @@ async fn issuance_registry(f: Fixture) {
     let header = [0xF9, 0xF0, 0x01, 0x01, 0x55];
     let apdu = kms
         .card_write_key(
-            &card.serial,
+            &attempt,
             &CardKeyWrite {
                 key: CardKey::Card("app-master"),
                 under: CardKey::Card("external-auth"),
@@ -245,22 +285,54 @@ async fn issuance_registry(f: Fixture) {
         apdu,
         write_key_command(&card_external, &challenge[..4], 0x01, 0x00, &record).unwrap()
     );
+    // The transport key protects the card master key's write over it, nothing else.
+    let write = |key, p1, p2| CardKeyWrite {
+        key,
+        under: CardKey::Transport,
+        challenge: &challenge[..4],
+        p1,
+        p2,
+        record_header: &header,
+    };
+    assert!(
+        kms.card_write_key(&attempt, &write(CardKey::Card("app-master"), 0x01, 0x00))
+            .await
+            .is_err()
+    );
+    assert!(
+        kms.card_write_key(&attempt, &write(CardKey::Card("external-auth"), 0x01, 0x01))
+            .await
+            .is_err()
+    );
+    let record = [&header[..], card_external.expose_secret()].concat();
+    assert_eq!(
+        kms.card_write_key(&attempt, &write(CardKey::Card("external-auth"), 0x39, 0x00))
+            .await
+            .unwrap(),
+        write_key_command(&transport, &challenge[..4], 0x39, 0x00, &record).unwrap()
+    );
+    assert!(kms.card(&card.serial).await.unwrap().card_master_sent);
     // A school-level key is a PSAM's, and only the purchase key.
     assert!(
-        kms.card_external_auth(&card.serial, CardKey::School("app-master"), &challenge)
+        kms.card_external_auth(&attempt, CardKey::School("app-master"), &challenge)
             .await
             .is_err()
     );
     // A card key that is not on the card.
     assert!(
-        kms.card_external_auth(&card.serial, CardKey::Card("purchase"), &challenge)
+        kms.card_external_auth(&attempt, CardKey::Card("purchase"), &challenge)
             .await
             .is_err()
     );
 
     // Issued: no more cryptograms, no second personalisation; the batch closes at its last.
+    assert!(
+        kms.finish_personalisation("operator:u", &started.attempt(), 40)
+            .await
+            .is_err()
+    );
     let issued = kms
-        .finish_personalisation("operator:t", &card.serial, 40)
+        .finish_personalisation("operator:u", &attempt, 40)
         .await
         .unwrap();
     assert_eq!(
@@ -268,20 +340,21 @@ async fn issuance_registry(f: Fixture) {
         (CardStatus::Issued, Some(40))
     );
     assert!(
-        kms.card_external_auth(&card.serial, CardKey::Transport, &challenge)
+        kms.card_external_auth(&attempt, CardKey::Transport, &challenge)
             .await
             .is_err()
     );
     assert!(
-        kms.start_personalisation("operator:t", &card.serial)
+        kms.start_personalisation("operator:u", &card.serial, true)
             .await
             .is_err()
     );
     for other in &cards[1..] {
-        kms.start_personalisation("operator:t", &other.serial)
+        let started = kms
+            .start_personalisation("operator:t", &other.serial, false)
             .await
             .unwrap();
-        kms.finish_personalisation("operator:t", &other.serial, 41)
+        kms.finish_personalisation("operator:t", &started.attempt(), 41)
             .await
             .unwrap();
     }

@@ -51,14 +51,8 @@ impl CardSource for MemoryBlanks {
         &mut self,
         record: &ykt_kms::issuance::CardRecord,
     ) -> ykt_issuer::Result<Box<dyn ykt_apdu::Transport + '_>> {
-        let chip = ykt_card_sim::Chip {
-            algorithm: ykt_issuer::lab::chip_algorithm(record.key_algorithm()?),
-            kind: ykt_card_sim::ChipKind::UserCard,
-        };
-        Ok(Box::new(ykt_apdu::MemoryTransport::new(
-            "memory",
-            ykt_card_sim::Card::blank(chip)?,
-        )))
+        let card = ykt_card_sim::Card::blank(ykt_issuer::batch::chip_of(record)?)?;
+        Ok(Box::new(ykt_apdu::MemoryTransport::new("memory", card)))
     }
 }
 

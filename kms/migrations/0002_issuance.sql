@@ -1,13 +1,14 @@
 -- Issuance: serial counters, batches (the issuing journal), user cards, PSAMs and terminals.
+-- One text for both SQLite and PostgreSQL: it uses only what both read alike.
 -- Serials are 20 decimal digits (10 bytes BCD); the rightmost 16 (8 bytes) are the card's
 -- diversification factor, unique across user cards and PSAMs.
 
--- The next number to allocate per scope (school or region) and kind: allocation takes the
+-- The next number to allocate per scope (school, region, the bureau) and kind: allocation takes the
 -- counter's row lock in the transaction that inserts the allocated rows, so numbers are
 -- handed out without gaps or repeats.
 CREATE TABLE serial_counters (
     scope   TEXT NOT NULL,
-    kind    TEXT NOT NULL CHECK (kind IN ('card', 'psam', 'terminal')),
+    kind    TEXT NOT NULL CHECK (kind IN ('card', 'psam', 'terminal', 'batch')),
     next    BIGINT NOT NULL,
     PRIMARY KEY (scope, kind)
 );
@@ -37,7 +38,9 @@ CREATE TABLE terminals (
 );
 
 -- User cards and PSAMs, one row per serial from its allocation on: the batch item. Status
--- moves allocated -> personalising (each attempt counted) -> issued.
+-- moves allocated -> personalising (each attempt counted, with the station running it) ->
+-- issued. card_master_sent: the KMS made the write of the card master key over the
+-- transport key at least once.
 CREATE TABLE cards (
     serial          TEXT PRIMARY KEY,
     factor          TEXT NOT NULL UNIQUE,
@@ -56,6 +59,8 @@ CREATE TABLE cards (
     expiry          TEXT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('allocated', 'personalising', 'issued')),
     attempts        BIGINT NOT NULL,
+    station         TEXT,
+    card_master_sent BIGINT NOT NULL DEFAULT 0,
     apdus           BIGINT,
     created_at      BIGINT NOT NULL,
     status_at       BIGINT NOT NULL,
