@@ -554,6 +554,50 @@ async fn take_numbers(
 /// The highest batch number.
 const MAX_BATCH_NUMBER: u32 = 999_999;
 
+/// One card record as a batch creates it.
+struct CardRow<'a> {
+    serial: &'a Serial,
+    kind: DeviceKind,
+    school: &'a str,
+    batch: &'a str,
+    item: i64,
+    holder: Option<&'a NewCard>,
+    terminal_id: Option<&'a str>,
+    algorithm: &'a str,
+    key_versions: &'a str,
+    valid_from: &'a str,
+    expiry: &'a str,
+    now: i64,
+}
+
+async fn insert_card(tx: &mut Transaction<'static, Any>, row: &CardRow<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cards (serial, factor, kind, school_code, batch_id, item, card_type, \
+         holder_name, holder_number, id_number, terminal_id, algorithm, key_versions, \
+         valid_from, expiry, status, attempts, created_at, status_at) VALUES ($1, $2, $3, $4, \
+         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'allocated', 0, $16, $16)",
+    )
+    .bind(row.serial.to_string())
+    .bind(hex::encode_upper(row.serial.factor()))
+    .bind(row.kind.name())
+    .bind(row.school)
+    .bind(row.batch)
+    .bind(row.item)
+    .bind(row.holder.map(|h| h.card_type.clone()))
+    .bind(row.holder.map(|h| h.holder_name.clone()))
+    .bind(row.holder.map(|h| h.holder_number.clone()))
+    .bind(row.holder.map(|h| h.id_number.clone()))
+    .bind(row.terminal_id)
+    .bind(row.algorithm)
+    .bind(row.key_versions)
+    .bind(row.valid_from)
+    .bind(row.expiry)
+    .bind(row.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn new_batch_id(tx: &mut Transaction<'static, Any>) -> Result<String> {
     let number = take_numbers(tx, "bureau", "batch", 1, MAX_BATCH_NUMBER).await?;
     Ok(format!("B{number:06}"))
@@ -606,6 +650,28 @@ impl Kms {
         .execute(&mut **tx)
         .await?;
         Ok(id)
+    }
+
+    /// Ends a batch's creation: its audit record, the commit; returns the batch.
+    async fn commit_batch(
+        &self,
+        tx: Transaction<'static, Any>,
+        actor: &str,
+        id: &str,
+        detail: serde_json::Value,
+    ) -> Result<BatchInfo> {
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec![actor.to_owned()],
+                act: "issue.batch.create".into(),
+                object: format!("batch:{id}"),
+                result: "ok".into(),
+                detail,
+            },
+        )
+        .await?;
+        self.batch(id).await
     }
 
     fn check_batch(&self, profile: &BatchProfile, total: usize) -> Result<()> {
@@ -696,51 +762,42 @@ impl Kms {
                     ),
                 });
             }
-            sqlx::query(
-                "INSERT INTO cards (serial, factor, kind, school_code, batch_id, item, card_type, \
-                 holder_name, holder_number, id_number, algorithm, key_versions, valid_from, \
-                 expiry, status, attempts, created_at, status_at) VALUES ($1, $2, 'card', $3, \
-                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'allocated', 0, $14, $14)",
+            insert_card(
+                &mut tx,
+                &CardRow {
+                    serial: &serial,
+                    kind: DeviceKind::Card,
+                    school: &card.school,
+                    batch: &id,
+                    item: item as i64 + 1,
+                    holder: Some(card),
+                    terminal_id: None,
+                    algorithm: profile.algorithm.name(),
+                    key_versions: &versions_text,
+                    valid_from: &profile.valid_from,
+                    expiry: &card.expiry,
+                    now,
+                },
             )
-            .bind(serial.to_string())
-            .bind(hex::encode_upper(serial.factor()))
-            .bind(&card.school)
-            .bind(&id)
-            .bind(item as i64 + 1)
-            .bind(&card.card_type)
-            .bind(&card.holder_name)
-            .bind(&card.holder_number)
-            .bind(&card.id_number)
-            .bind(profile.algorithm.name())
-            .bind(&versions_text)
-            .bind(&profile.valid_from)
-            .bind(&card.expiry)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
             serials.push(serial);
         }
-        self.commit_audited(
+        self.commit_batch(
             tx,
-            AuditRecord {
-                actors: vec![actor.to_owned()],
-                act: "issue.batch.create".into(),
-                object: format!("batch:{id}"),
-                result: "ok".into(),
-                detail: json!({
-                    "kind": "card",
-                    "profile": profile.name,
-                    "profile_digest": profile.digest,
-                    "cards": cards.len(),
-                    "schools": by_school.keys().collect::<Vec<_>>(),
-                    "key_versions": versions,
-                    "first_serial": serials.first().map(ToString::to_string),
-                    "last_serial": serials.last().map(ToString::to_string),
-                }),
-            },
+            actor,
+            &id,
+            json!({
+                "kind": "card",
+                "profile": profile.name,
+                "profile_digest": profile.digest,
+                "cards": cards.len(),
+                "schools": by_school.keys().collect::<Vec<_>>(),
+                "key_versions": versions,
+                "first_serial": serials.first().map(ToString::to_string),
+                "last_serial": serials.last().map(ToString::to_string),
+            }),
         )
-        .await?;
-        self.batch(&id).await
+        .await
     }
 
     /// Creates a batch of PSAMs for a school's terminals: allocates each PSAM's serial and
@@ -800,48 +857,42 @@ impl Kms {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO cards (serial, factor, kind, school_code, batch_id, item, \
-                 terminal_id, algorithm, key_versions, valid_from, expiry, status, attempts, \
-                 created_at, status_at) VALUES ($1, $2, 'psam', $3, $4, $5, $6, $7, $8, $9, \
-                 $10, 'allocated', 0, $11, $11)",
+            insert_card(
+                &mut tx,
+                &CardRow {
+                    serial: &serial,
+                    kind: DeviceKind::Psam,
+                    school: code.as_str(),
+                    batch: &id,
+                    item: i64::from(n) + 1,
+                    holder: None,
+                    terminal_id: Some(&terminal_id),
+                    algorithm: profile.algorithm.name(),
+                    key_versions: &versions_text,
+                    valid_from: &profile.valid_from,
+                    expiry: &psams.expiry,
+                    now,
+                },
             )
-            .bind(serial.to_string())
-            .bind(hex::encode_upper(serial.factor()))
-            .bind(code.as_str())
-            .bind(&id)
-            .bind(i64::from(n) + 1)
-            .bind(&terminal_id)
-            .bind(profile.algorithm.name())
-            .bind(&versions_text)
-            .bind(&profile.valid_from)
-            .bind(&psams.expiry)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
             terminals.push(terminal_id);
         }
-        self.commit_audited(
+        self.commit_batch(
             tx,
-            AuditRecord {
-                actors: vec![actor.to_owned()],
-                act: "issue.batch.create".into(),
-                object: format!("batch:{id}"),
-                result: "ok".into(),
-                detail: json!({
-                    "kind": "psam",
-                    "profile": profile.name,
-                    "profile_digest": profile.digest,
-                    "school": code.as_str(),
-                    "vendor": psams.vendor,
-                    "psams": psams.count,
-                    "key_versions": versions,
-                    "terminals": terminals,
-                }),
-            },
+            actor,
+            &id,
+            json!({
+                "kind": "psam",
+                "profile": profile.name,
+                "profile_digest": profile.digest,
+                "school": code.as_str(),
+                "vendor": psams.vendor,
+                "psams": psams.count,
+                "key_versions": versions,
+                "terminals": terminals,
+            }),
         )
-        .await?;
-        self.batch(&id).await
+        .await
     }
 
     /// A batch.
