@@ -19,6 +19,8 @@
 //!   their lifecycle.
 //! - `ykt audit verify|export|checkpoint`: the hash-chained, signed audit log.
 //! - `ykt hsm serve`: the local HSM served to remote KMS hosts over the host protocol.
+//! - `ykt ca init|show|crl`, `ykt client enroll|revoke|list`: the internal CA of the KMS API
+//!   and its clients' certificates.
 //! - `ykt demo`: the whole story on embedded defaults in a fresh data directory.
 //! - `ykt profile list|export|check`: personalisation profiles.
 //! - `ykt issue batch|psam|resume|list|show`: the issuing station (rosters, PSAMs, the
@@ -42,6 +44,7 @@ mod audit;
 mod bench;
 mod card;
 mod ceremony;
+mod client;
 mod context;
 mod demo;
 mod error;
@@ -113,6 +116,10 @@ enum Command {
     Audit(Group<audit::AuditCommand>),
     /// The HSM simulator: serve it over the host protocol.
     Hsm(Group<hsm::HsmCommand>),
+    /// The internal CA of the KMS API: create it, its certificate, its revocation list.
+    Ca(Group<client::CaCommand>),
+    /// API clients: enrol (certificate and key), revoke, list.
+    Client(Group<client::ClientCommand>),
     /// Personalisation profiles: list, export, check.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -138,6 +145,8 @@ impl Command {
             Self::Key(group) => group.run(),
             Self::Audit(group) => group.run(),
             Self::Hsm(group) => group.run(),
+            Self::Ca(group) => group.run(),
+            Self::Client(group) => group.run(),
             Self::Profile(command) => command.run(),
             Self::Issue(group) => group.run(),
             Self::Terminal(group) => group.run(),

@@ -8,6 +8,7 @@
 //! protocol, or a PKCS#11 token.
 
 pub mod audit;
+pub mod ca;
 pub mod ceremony;
 pub mod ceremony_file;
 pub mod config;

@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0002_issuance.sql"),
         postgres: include_str!("../migrations/0002_issuance.sql"),
     },
+    Migration {
+        version: 3,
+        name: "api",
+        sqlite: include_str!("../migrations/0003_api.sql"),
+        postgres: include_str!("../migrations/0003_api.sql"),
+    },
 ];
 
 /// The connection pool and the backend it talks to.
@@ -66,6 +72,7 @@ pub(crate) enum Object {
     Officer,
     Region,
     School,
+    ApiClient,
 }
 
 impl Object {
@@ -75,6 +82,7 @@ impl Object {
             Self::Officer => "officer",
             Self::Region => "region",
             Self::School => "school",
+            Self::ApiClient => "API client",
         }
     }
 
@@ -84,6 +92,7 @@ impl Object {
             Self::Officer => "SELECT 1 FROM officers WHERE name = $1",
             Self::Region => "SELECT 1 FROM regions WHERE code = $1",
             Self::School => "SELECT 1 FROM schools WHERE code = $1",
+            Self::ApiClient => "SELECT 1 FROM api_clients WHERE name = $1",
         }
     }
 
