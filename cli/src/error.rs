@@ -116,6 +116,9 @@ pub enum CliError {
     /// The link to a card or PSAM failed.
     #[error("card link: {0}")]
     Link(#[from] ykt_apdu::ApduError),
+    /// The API server could not start or serve.
+    #[error(transparent)]
+    Api(#[from] ykt_api::ApiError),
     /// A batch stopped at a card; running it again resumes there.
     #[error("batch {batch} stopped: {error}; `ykt issue resume {batch}` goes on from there")]
     Batch {
@@ -227,7 +230,7 @@ impl CliError {
                 | ykt_issuer::IssueError::Profile { .. }
                 | ykt_issuer::IssueError::Io { .. },
             ) => ExitCode::from(2),
-            Self::Issue(_) | Self::Batch { .. } => ExitCode::FAILURE,
+            Self::Issue(_) | Self::Batch { .. } | Self::Api(_) => ExitCode::FAILURE,
             Self::NoKms(_) => ExitCode::from(2),
             Self::Bench(_) | Self::SharesNotWritten { .. } => ExitCode::FAILURE,
             Self::Crypto(_)

@@ -261,7 +261,7 @@ pub(crate) async fn append(
 /// signed.
 pub(crate) async fn checkpoint(
     store: &Store,
-    sign: &dyn Fn(&[u8]) -> Result<Vec<u8>>,
+    sign: &(dyn Fn(&[u8]) -> Result<Vec<u8>> + Sync),
     key_id: &str,
     key_version: u8,
 ) -> Result<Option<u64>> {

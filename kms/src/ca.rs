@@ -39,6 +39,21 @@ pub const TLS_CA_TEMPLATE: Template = Template {
     master: false,
 };
 
+/// The attributes of a server TLS key: a P-256 signing key made in the HSM for one server
+/// certificate, never exported, never stored.
+fn server_key_attributes() -> Result<ykt_hsm_sim::KeyAttributes> {
+    Ok(ykt_hsm_sim::KeyAttributes::new(
+        KeyUsage::Signature,
+        KeyAlgorithm::P256,
+        Modes::SIGN,
+        Exportability::None,
+        1,
+    )?)
+}
+
+/// How long a server certificate is valid (the server renews it well before).
+pub const SERVER_VALIDITY_MS: i64 = 7 * 86_400_000;
+
 /// How long a client certificate is valid.
 const CLIENT_VALIDITY_DAYS: i64 = 365;
 
@@ -172,6 +187,19 @@ fn ca_params(bureau: &str, created_at: i64) -> Result<CertificateParams> {
 
 fn pem(label: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(label, der.to_vec()))
+}
+
+/// A server's TLS credential: its certificate (signed by the CA) and its key, in the HSM.
+#[derive(Debug, Clone)]
+pub struct ServerCredential {
+    /// The certificate, DER.
+    pub certificate: Vec<u8>,
+    /// The CA certificate, DER.
+    pub ca_certificate: Vec<u8>,
+    /// The key, wrapped by the HSM.
+    pub key: WrappedKey,
+    /// Last valid moment (Unix ms).
+    pub not_after: i64,
 }
 
 /// A client as registered.
@@ -472,6 +500,61 @@ impl Kms {
         .await
     }
 
+    /// A new server credential for `hosts` (DNS names or IP addresses): a fresh P-256 key
+    /// made in the HSM and a certificate for it signed by the CA, valid for
+    /// [`SERVER_VALIDITY_MS`]. Audited; a server renews its credential this way while it runs.
+    pub async fn issue_server_credential(&self, hosts: &[String]) -> Result<ServerCredential> {
+        if hosts.is_empty() {
+            return Err(invalid(
+                "hosts",
+                "a server certificate names at least one host",
+            ));
+        }
+        let (issuer, ca_der) = self.ca_issuer().await?;
+        let key = self.hsm().generate_key(server_key_attributes()?)?.key;
+        let signer = HsmSigner::new(self.hsm(), key.clone())?;
+        let mut params = CertificateParams::new(hosts.to_vec()).map_err(cert_error)?;
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::CommonName, "ykt KMS API");
+        params.distinguished_name = subject;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = now_ms();
+        let not_after = now + SERVER_VALIDITY_MS;
+        params.not_before = offset_time(now - 60_000)?;
+        params.not_after = offset_time(not_after)?;
+        let mut serial = [0u8; 16];
+        self.hsm().random(&mut serial)?;
+        serial[0] &= 0x7F;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.use_authority_key_identifier_extension = true;
+        let certificate = params.signed_by(&signer, &issuer).map_err(cert_error)?;
+        let der = certificate.der().to_vec();
+        let tx = self.store().begin().await?;
+        self.commit_audited(
+            tx,
+            AuditRecord {
+                actors: vec!["kms".into()],
+                act: "ca.server-certificate".into(),
+                object: "ca:tls-ca".into(),
+                result: "ok".into(),
+                detail: json!({
+                    "hosts": hosts,
+                    "serial": hex::encode_upper(serial),
+                    "fingerprint": hex::encode_upper(ykt_crypto::p256::sha256(&der)),
+                    "not_after": not_after,
+                }),
+            },
+        )
+        .await?;
+        Ok(ServerCredential {
+            certificate: der,
+            ca_certificate: ca_der,
+            key,
+            not_after,
+        })
+    }
+
     /// Every client, by name.
     pub async fn clients(&self) -> Result<Vec<ApiClient>> {
         sqlx::query(&format!(
@@ -499,6 +582,11 @@ impl Kms {
 
     /// The certificate revocation list, signed now by the CA key, PEM.
     pub async fn revocation_list_pem(&self) -> Result<String> {
+        Ok(pem("X509 CRL", &self.revocation_list_der().await?))
+    }
+
+    /// The certificate revocation list, signed now by the CA key, DER.
+    pub async fn revocation_list_der(&self) -> Result<Vec<u8>> {
         let (issuer, _) = self.ca_issuer().await?;
         let rows = sqlx::query(
             "SELECT serial, status_at FROM api_clients WHERE status = 'revoked' ORDER BY serial",
@@ -527,10 +615,10 @@ impl Kms {
             revoked_certs: revoked,
             key_identifier_method: rcgen::KeyIdMethod::Sha256,
         };
-        params
+        Ok(params
             .signed_by(&issuer)
             .map_err(cert_error)?
-            .pem()
-            .map_err(cert_error)
+            .der()
+            .to_vec())
     }
 }

@@ -291,6 +291,11 @@ impl Kms {
         Ok((id, version, key))
     }
 
+    /// A shared handle on the HSM (for a server that signs TLS handshakes with it).
+    pub fn hsm_handle(&self) -> Arc<dyn Hsm> {
+        self.hsm.clone()
+    }
+
     /// Signs `message` with `key`, a version of the KMS signing key: SM2 with signer ID
     /// [`KMS_SIGNER_ID`], or ECDSA P-256; the signature is `r || s`.
     pub(crate) fn sign_with(&self, key: &WrappedKey, message: &[u8]) -> Result<Vec<u8>> {

@@ -1,7 +1,8 @@
-//! `ykt kms`: the bureau's KMS itself: initialise it once, describe it.
+//! `ykt kms`: the bureau's KMS itself: initialise it once, describe it, serve its API.
 
 mod info;
 mod init;
+mod serve;
 
 use crate::context::{Context, GroupCommand};
 use crate::error::Result;
@@ -16,6 +17,8 @@ pub enum KmsCommand {
     Init(init::InitArgs),
     /// The facts fixed at initialisation: bureau, quorum, HSM, LMK check value, signing key.
     Info(info::InfoArgs),
+    /// Serve the KMS API over HTTPS with mutual TLS until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 impl GroupCommand for KmsCommand {
@@ -23,6 +26,7 @@ impl GroupCommand for KmsCommand {
         match self {
             Self::Init(args) => args.run(context),
             Self::Info(args) => args.run(context),
+            Self::Serve(args) => args.run(context),
         }
     }
 }
