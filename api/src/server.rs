@@ -99,6 +99,12 @@ fn routes(state: AppState, caller: Caller) -> Router {
     let name = caller.name.clone();
     Router::new()
         .route("/v1/whoami", get(whoami))
+        .route("/v1/keys", get(crate::sign::keys))
+        .route("/v1/keys/{id}/sign", axum::routing::post(crate::sign::sign))
+        .route(
+            "/v1/keys/{id}/verify",
+            axum::routing::post(crate::sign::verify),
+        )
         .with_state(state)
         .layer(axum::Extension(caller))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -19,6 +19,7 @@ pub mod kms;
 pub mod model;
 pub mod officers;
 pub mod provider;
+pub mod signing;
 pub mod store;
 pub mod tree;
 

@@ -287,6 +287,7 @@ impl Template {
                 &TRANSPORT_TEMPLATE,
                 &CARD_TRANSPORT_TEMPLATE,
                 &KMS_SIGNING_TEMPLATE,
+                &crate::signing::API_SIGNING_TEMPLATE,
             ])
             .find(|t| t.name == name)
             .copied()
