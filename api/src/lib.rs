@@ -4,8 +4,9 @@
 //! [`server`] accepts TLS 1.3 connections whose client certificate the KMS's internal CA
 //! issued ([`ykt_kms::ca`]), not revoked and registered by fingerprint with a role and a
 //! scope; [`tls`] holds the TLS set-up with the server's key in the HSM; [`sign`] the
-//! signing endpoints.
+//! signing endpoints; [`clearing`] the TAC verification of purchase records.
 
+pub mod clearing;
 pub mod error;
 pub mod server;
 pub mod sign;

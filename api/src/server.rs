@@ -105,6 +105,10 @@ fn routes(state: AppState, caller: Caller) -> Router {
             "/v1/keys/{id}/verify",
             axum::routing::post(crate::sign::verify),
         )
+        .route(
+            "/v1/tac/verify",
+            axum::routing::post(crate::clearing::verify),
+        )
         .with_state(state)
         .layer(axum::Extension(caller))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -347,7 +347,7 @@ impl ClearArgs {
             .unwrap_or_else(|| records_file(context.data_dir()));
         let records = read_records(&file)?;
         let kms = context.open(Need::Hsm(&[]))?;
-        let verdicts = context.block_on(ykt_issuer::host::clear(&kms, &records))?;
+        let verdicts = context.block_on(kms.verify_purchase_records(&records))?;
         let all_valid = verdicts
             .iter()
             .all(|v| *v == ykt_kms::issuance::TacVerdict::Valid);

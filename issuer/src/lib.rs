@@ -10,7 +10,7 @@
 //! by card ([`personalise`]: personalisation, then verification, then the KMS records the
 //! card issued). A batch interrupted anywhere is finished by running it again: no card is
 //! issued twice, no serial goes to another holder. [`host`] is the terminals' back office
-//! (online loads, clearing by TAC); [`lab`] sets up a whole bureau on embedded defaults for
+//! for online loads; [`lab`] sets up a whole bureau on embedded defaults for
 //! `ykt demo`, the benchmarks and the tests; [`card_data`] holds the layouts of the files the
 //! station writes.
 

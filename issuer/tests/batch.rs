@@ -282,7 +282,7 @@ async fn a_batch_killed_anywhere_resumes_to_one_card_per_holder() {
         );
         purchases.push(purchase);
     }
-    let verdicts = host::clear(kms, &purchases).await.unwrap();
+    let verdicts = kms.verify_purchase_records(&purchases).await.unwrap();
     assert!(
         verdicts.iter().all(|v| *v == TacVerdict::Valid),
         "{verdicts:?}"
@@ -292,7 +292,9 @@ async fn a_batch_killed_anywhere_resumes_to_one_card_per_holder() {
     let mut unknown = purchases[1];
     unknown.asn[7] ^= 0x55;
     assert_eq!(
-        host::clear(kms, &[forged, unknown]).await.unwrap(),
+        kms.verify_purchase_records(&[forged, unknown])
+            .await
+            .unwrap(),
         [TacVerdict::Invalid, TacVerdict::UnknownCard]
     );
     assert!(kms.verify_audit().await.unwrap().is_intact());

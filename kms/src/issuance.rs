@@ -30,6 +30,7 @@ use std::fmt;
 use ykt_apdu::pboc::Date;
 pub use ykt_crypto::{Load, Purchase};
 use ykt_hsm_sim::{KeyAlgorithm, KeyUsage, TacCheck};
+use ykt_psam::PurchaseRecord;
 
 /// The highest per-school number of a serial (five digits).
 pub const MAX_SERIAL_NUMBER: u32 = 99_999;
@@ -1365,6 +1366,25 @@ impl Kms {
         self.hsm().verify_load_tac(&master, &factors, load, tac)
     }
 
+    /// Clears terminals' purchase records (`ykt_psam::PurchaseRecord`): the verdict on each
+    /// record's TAC, in order.
+    pub async fn verify_purchase_records(
+        &self,
+        records: &[PurchaseRecord],
+    ) -> Result<Vec<TacVerdict>> {
+        let purchases: Vec<Purchase> = records.iter().map(purchase_of).collect();
+        let checks: Vec<PurchaseCheck<'_>> = records
+            .iter()
+            .zip(&purchases)
+            .map(|(record, purchase)| PurchaseCheck {
+                factor: record.asn,
+                purchase,
+                tac: record.tac,
+            })
+            .collect();
+        self.verify_purchase_tacs(&checks).await
+    }
+
     /// Verifies the TACs of purchase records at clearing: one verdict per record, in order.
     pub async fn verify_purchase_tacs(
         &self,
@@ -1424,6 +1444,21 @@ impl Kms {
             }
         }
         Ok(verdicts)
+    }
+}
+
+/// The purchase a terminal's record describes, as the TAC covers it (the card's random does
+/// not enter the TAC and is not in the record).
+fn purchase_of(record: &PurchaseRecord) -> Purchase {
+    Purchase {
+        card_random: [0; 4],
+        offline_seq: record.offline_seq,
+        amount: record.amount,
+        transaction_type: record.transaction_type,
+        terminal_id: record.terminal_id,
+        terminal_seq: record.terminal_seq,
+        date: record.date,
+        time: record.time,
     }
 }
 

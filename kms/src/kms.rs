@@ -383,6 +383,13 @@ impl Kms {
         Ok(())
     }
 
+    /// Records an act of the API that changes nothing in the store (a clearing call): its
+    /// audit record alone, committed and checkpointed like every act.
+    pub async fn record_api_act(&self, record: AuditRecord) -> Result<()> {
+        let tx = self.store.begin().await?;
+        self.commit_audited(tx, record).await
+    }
+
     /// Signs a checkpoint after a committed act, so that the chain is signed up to it. The
     /// act stands whatever happens here (its record is in the chain, hash-linked): a
     /// checkpoint that cannot be signed (the signing key suspended, the HSM unreachable) is

@@ -2,8 +2,9 @@
 //! real-card traces of `test-vectors/data`, its error behaviour, the benchmark's output, and
 //! the APDU script commands, virtual cards, (with the `pcsc` feature and pcscd) cards served
 //! through vpcd, issued by script and used by a terminal end to end, and the KMS commands on a
-//! lab-mode bureau, the demo and the issuing station.
+//! lab-mode bureau, the demo and the issuing station, and the KMS API over mutual TLS.
 
+mod api;
 mod bench;
 mod bench_card;
 mod card;
