@@ -100,6 +100,7 @@ fn routes(state: AppState, caller: Caller) -> Router {
     Router::new()
         .route("/v1/whoami", get(whoami))
         .route("/v1/keys", get(crate::sign::keys))
+        .route("/.well-known/jwks.json", get(crate::sign::jwks))
         .route("/v1/keys/{id}/sign", axum::routing::post(crate::sign::sign))
         .route(
             "/v1/keys/{id}/verify",

@@ -3,6 +3,7 @@
 //! - `GET /v1/keys`: the API signing keys, each version's public key as PEM (SubjectPublicKeyInfo)
 //!   and JWK. P-256 keys are `{"kty":"EC","crv":"P-256","alg":"ES256"}`; SM2 keys use the same
 //!   shape with `"crv":"SM2"` and `"alg":"SM2SM3"` (no registered JOSE names exist for them).
+//! - `GET /.well-known/jwks.json`: the P-256 keys' versions as a JWK set.
 //! - `POST /v1/keys/{id}/sign` (role `platform`): `{"messages": [base64, ...], "id": text?,
 //!   "encoding": "der"|"raw"?}`, 1 to 1,000 messages; answers the key version and one
 //!   signature per message, each `ykt:vN:` + base64 (DER or `r ‖ s`). `id` is the SM2
@@ -78,22 +79,48 @@ fn public_key(key_id: &str, algorithm: &str, version: u8, point_hex: &str) -> Op
     }))
 }
 
+/// The API signing keys with their public keys.
+async fn api_keys(state: &AppState) -> Result<Vec<ykt_kms::keys::KeyInfo>, Refusal> {
+    let keys = state.kms.keys().await.map_err(refused)?;
+    Ok(keys
+        .into_iter()
+        .filter(|k| k.id.starts_with("api-signing-"))
+        .collect())
+}
+
+/// The public keys of a key's versions that are not destroyed.
+fn versions(key: &ykt_kms::keys::KeyInfo) -> Vec<Value> {
+    key.versions
+        .iter()
+        .filter(|v| v.state != "destroyed")
+        .filter_map(|v| public_key(&key.id, &key.algorithm, v.version, &v.check_value))
+        .collect()
+}
+
+/// `GET /.well-known/jwks.json`: the P-256 API signing keys as a JWK set (RFC 7517).
+pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, Refusal> {
+    let jwks: Vec<Value> = api_keys(&state)
+        .await?
+        .iter()
+        .filter(|k| k.algorithm == "p256")
+        .flat_map(versions)
+        .map(|v| v["jwk"].clone())
+        .collect();
+    Ok(Json(json!({ "keys": jwks })))
+}
+
 /// `GET /v1/keys`.
 pub async fn keys(State(state): State<AppState>) -> Result<Json<Value>, Refusal> {
-    let keys = state.kms.keys().await.map_err(refused)?;
-    let listed: Vec<Value> = keys
+    let listed: Vec<Value> = api_keys(&state)
+        .await?
         .iter()
-        .filter(|k| k.id.starts_with("api-signing-"))
         .map(|k| {
             json!({
                 "id": k.id,
                 "algorithm": k.algorithm,
                 "state": k.state,
                 "current_version": k.current_version,
-                "versions": k.versions.iter()
-                    .filter(|v| v.state != "destroyed")
-                    .filter_map(|v| public_key(&k.id, &k.algorithm, v.version, &v.check_value))
-                    .collect::<Vec<_>>(),
+                "versions": versions(k),
             })
         })
         .collect();

@@ -210,8 +210,12 @@ fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_made_through_the_api_verify_with_openssl() {
     use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use ykt_kms::model::{KeyAlgorithm, Scope};
+    let pem_body = |pem: &str| -> Vec<u8> {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        STANDARD.decode(body).unwrap()
+    };
     use ykt_kms::signing::API_SIGNING_TEMPLATE;
 
     let dir = std::env::temp_dir().join(format!("ykt-api-sign-{}", std::process::id()));
@@ -294,6 +298,28 @@ async fn signatures_made_through_the_api_verify_with_openssl() {
     let keys: serde_json::Value = serde_json::from_str(&body).unwrap();
     let keys = keys["keys"].as_array().unwrap().clone();
     assert_eq!(keys.len(), 2);
+    // The JWK set holds the P-256 key, its coordinates those of the PEM public key.
+    let (status, body) = call("/.well-known/jwks.json", &clients[1], None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let jwks: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let jwks = jwks["keys"].as_array().unwrap();
+    assert_eq!(jwks.len(), 1);
+    assert_eq!(jwks[0]["kid"], "api-signing-p256:v1");
+    let p256 = keys.iter().find(|k| k["id"] == "api-signing-p256").unwrap();
+    assert_eq!(p256["versions"][0]["jwk"], jwks[0]);
+    let spki = pem_body(p256["versions"][0]["pem"].as_str().unwrap());
+    let xy = [
+        URL_SAFE_NO_PAD
+            .decode(jwks[0]["x"].as_str().unwrap())
+            .unwrap(),
+        URL_SAFE_NO_PAD
+            .decode(jwks[0]["y"].as_str().unwrap())
+            .unwrap(),
+    ]
+    .concat();
+    assert_eq!(&spki[spki.len() - 64..], &xy[..]);
     let messages: Vec<Vec<u8>> = vec![
         b"settlement 2026-12-01".to_vec(),
         vec![0u8; 0],
