@@ -68,7 +68,7 @@ pub fn psam_aid() -> Vec<u8> {
 /// A virtual card of the data directory, by serial, powered on.
 pub fn virtual_card(data_dir: &Path, serial: &str) -> Result<MemoryTransport<Card>> {
     let serial = ykt_kms::issuance::Serial::parse(serial)?;
-    let path = cards_dir(data_dir).join(format!("{serial}.card"));
+    let path = ykt_issuer::batch::card_file(&cards_dir(data_dir), &serial);
     if !path.exists() {
         return Err(CliError::Input {
             arg: "--card/--psam",

@@ -31,6 +31,11 @@ pub fn chip_of(record: &CardRecord) -> Result<Chip> {
     })
 }
 
+/// The state file of the virtual card `serial` in the directory of virtual cards `dir`.
+pub fn card_file(dir: &Path, serial: &Serial) -> PathBuf {
+    dir.join(format!("{serial}.card"))
+}
+
 /// Where the cards of a batch come from.
 pub trait CardSource {
     /// The card to personalise as `record`: a blank card, or the card an interrupted attempt
@@ -59,7 +64,7 @@ impl VirtualCards {
 
     /// The state file of the card with `serial`.
     pub fn path(&self, serial: &Serial) -> PathBuf {
-        self.dir.join(format!("{serial}.card"))
+        card_file(&self.dir, serial)
     }
 
     /// Opens the card with `serial`, blank when it has no state file yet.

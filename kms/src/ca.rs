@@ -202,6 +202,29 @@ pub struct ServerCredential {
     pub not_after: i64,
 }
 
+/// The parameters every leaf certificate of the CA shares: `subject`, a digital-signature
+/// key for `purpose`, valid from a minute ago (clock skew) until `not_after`, a random
+/// 127-bit serial from the HSM and the CA's key identifier. Returns them and the serial.
+fn leaf_params(
+    hsm: &dyn Hsm,
+    mut params: CertificateParams,
+    subject: DistinguishedName,
+    purpose: ExtendedKeyUsagePurpose,
+    not_after: i64,
+) -> Result<(CertificateParams, [u8; 16])> {
+    let mut serial = [0u8; 16];
+    hsm.random(&mut serial)?;
+    serial[0] &= 0x7F;
+    params.distinguished_name = subject;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![purpose];
+    params.not_before = offset_time(now_ms() - 60_000)?;
+    params.not_after = offset_time(not_after)?;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.use_authority_key_identifier_extension = true;
+    Ok((params, serial))
+}
+
 /// A client as registered.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiClient {
@@ -387,26 +410,23 @@ impl Kms {
         let key = KeyPair::generate().map_err(cert_error)?;
         let now = now_ms();
         let not_after = now + CLIENT_VALIDITY_DAYS * 86_400_000;
-        let mut serial = [0u8; 16];
-        self.hsm().random(&mut serial)?;
-        serial[0] &= 0x7F;
-        let mut params = CertificateParams::default();
         let mut subject = DistinguishedName::new();
         subject.push(DnType::CommonName, name);
         subject.push(DnType::OrganizationalUnitName, role.name());
-        params.distinguished_name = subject;
         let uri = [format!("urn:ykt:client:{name}:{role}"), schools.join(",")]
             .into_iter()
             .filter(|part| !part.is_empty())
             .collect::<Vec<_>>()
             .join(":");
+        let mut params = CertificateParams::default();
         params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into().map_err(cert_error)?)];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.not_before = offset_time(now - 60_000)?;
-        params.not_after = offset_time(not_after)?;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        params.use_authority_key_identifier_extension = true;
+        let (params, serial) = leaf_params(
+            self.hsm(),
+            params,
+            subject,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            not_after,
+        )?;
         let certificate = params.signed_by(&key, &issuer).map_err(cert_error)?;
         let der = certificate.der().to_vec();
         let client = ApiClient {
@@ -513,21 +533,16 @@ impl Kms {
         let (issuer, ca_der) = self.ca_issuer().await?;
         let key = self.hsm().generate_key(server_key_attributes()?)?.key;
         let signer = HsmSigner::new(self.hsm(), key.clone())?;
-        let mut params = CertificateParams::new(hosts.to_vec()).map_err(cert_error)?;
         let mut subject = DistinguishedName::new();
         subject.push(DnType::CommonName, "ykt KMS API");
-        params.distinguished_name = subject;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let now = now_ms();
-        let not_after = now + SERVER_VALIDITY_MS;
-        params.not_before = offset_time(now - 60_000)?;
-        params.not_after = offset_time(not_after)?;
-        let mut serial = [0u8; 16];
-        self.hsm().random(&mut serial)?;
-        serial[0] &= 0x7F;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        params.use_authority_key_identifier_extension = true;
+        let not_after = now_ms() + SERVER_VALIDITY_MS;
+        let (params, serial) = leaf_params(
+            self.hsm(),
+            CertificateParams::new(hosts.to_vec()).map_err(cert_error)?,
+            subject,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            not_after,
+        )?;
         let certificate = params.signed_by(&signer, &issuer).map_err(cert_error)?;
         let der = certificate.der().to_vec();
         let tx = self.store().begin().await?;

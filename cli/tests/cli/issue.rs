@@ -43,13 +43,8 @@ fn demo(dir: &Scratch) -> Value {
 /// A resident ID number with its GB 11643 check character.
 fn id_number(n: usize) -> String {
     let first17 = format!("330106201501{:02}{:03}", 1 + n % 28, n % 1000);
-    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(weights)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+    let check = ykt_issuer::roster::id_check_character(first17.as_bytes()) as char;
+    format!("{first17}{check}")
 }
 
 /// A roster of `count` students of the first lab school, numbers from `first`.
