@@ -3,7 +3,7 @@
 //! as hex); the answer is one verdict per record, in order (`valid`, `invalid`,
 //! `unknown-card`), and their counts. One audit record per call, with the counts.
 
-use crate::server::{AppState, Caller, Refusal};
+use crate::server::{AppState, Audited, Caller, JsonBody, Refusal};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -27,8 +27,8 @@ pub struct ClearingRequest {
 pub async fn verify(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(request): Json<ClearingRequest>,
-) -> Result<Json<Value>, Refusal> {
+    JsonBody(request): JsonBody<ClearingRequest>,
+) -> Result<(Audited, Json<Value>), Refusal> {
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, "invalid", message);
     if caller.role != "platform" {
         return Err(Refusal::new(
@@ -77,10 +77,13 @@ pub async fn verify(
         })
         .await
         .map_err(internal)?;
-    Ok(Json(json!({
-        "verdicts": verdicts,
-        "valid": valid,
-        "invalid": invalid,
-        "unknown_card": unknown,
-    })))
+    Ok((
+        Audited,
+        Json(json!({
+            "verdicts": verdicts,
+            "valid": valid,
+            "invalid": invalid,
+            "unknown_card": unknown,
+        })),
+    ))
 }

@@ -6,11 +6,15 @@
 //! scope; [`tls`] holds the TLS set-up with the server's key in the HSM; [`sign`] the
 //! signing endpoints; [`clearing`] the TAC verification of purchase records.
 
+pub mod cards;
 pub mod clearing;
+pub mod client;
 pub mod error;
+pub mod remote;
 pub mod server;
 pub mod sign;
 pub mod tls;
+pub mod tokens;
 
 pub use error::{ApiError, Result};
 pub use server::Server;

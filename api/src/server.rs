@@ -6,23 +6,28 @@
 //! before it expires, and the revocation list the handshake checks is refreshed every
 //! minute. Shutdown stops accepting and lets the connections in flight finish.
 
+use crate::cards;
 use crate::error::{ApiError, Result};
 use crate::tls::{Credentials, server_config};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use axum::routing::{get, post};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use ykt_kms::Kms;
+use ykt_kms::KmsError;
+use ykt_kms::audit::AuditRecord;
 use ykt_kms::ca::{ApiClient, SERVER_VALIDITY_MS};
+use ykt_kms::idempotency::Claim;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -76,10 +81,135 @@ impl Refusal {
     }
 }
 
+/// The error code of a refusal, kept on the response for the call's audit record.
+#[derive(Debug, Clone, Copy)]
+struct RefusalCode(&'static str);
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(RefusalCode(self.code));
+        response
+    }
+}
+
+/// A JSON request body; a body that is not the expected JSON is refused in the API's
+/// error format: 400 `malformed` (not JSON), 422 `invalid` (JSON of the wrong shape), 415
+/// `unsupported-media-type` (not `application/json`), 413 `too-large`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Refusal;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(body)) => Ok(Self(body)),
+            Err(rejection) => {
+                let (status, code) = match &rejection {
+                    JsonRejection::JsonDataError(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+                    }
+                    JsonRejection::MissingJsonContentType(_) => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+                    }
+                    _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "too-large")
+                    }
+                    _ => (StatusCode::BAD_REQUEST, "malformed"),
+                };
+                Err(Refusal::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// The refusal answering a KMS error: its kind decides the status; failures inside the KMS
+/// are not described to the caller.
+pub fn refused(error: KmsError) -> Refusal {
+    let status = match &error {
+        KmsError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found"),
+        KmsError::NotAuthorised(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        KmsError::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+        KmsError::AlreadyExists { .. } => (StatusCode::CONFLICT, "exists"),
+        KmsError::KeyState { .. } => (StatusCode::CONFLICT, "key-state"),
+        _ => {
+            tracing::error!(%error, "a KMS act failed");
+            return Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the KMS could not complete the request",
+            );
+        }
+    };
+    Refusal::new(status.0, status.1, error.to_string())
+}
+
+/// Marks an answer whose act the KMS audited itself (a signature, a card-key act, a batch):
+/// every other call, refusals included, gets an `api.call` audit record from the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Audited;
+
+impl IntoResponseParts for Audited {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        parts.extensions_mut().insert(self);
+        Ok(parts)
+    }
+}
+
+/// The per-client rate limit: a token bucket of `burst` requests refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet spell.
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    /// 2,000 requests per second, bursts of 4,000.
+    fn default() -> Self {
+        Self {
+            per_second: 2000.0,
+            burst: 4000.0,
+        }
+    }
+}
+
+/// The token buckets of the clients, shared by all their connections.
+#[derive(Debug, Default)]
+struct Buckets {
+    clients: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Buckets {
+    /// Takes one request from `client`'s bucket, or says how long until one is there.
+    fn take(&self, client: &str, limit: RateLimit) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = clients
+            .entry(client.to_owned())
+            .or_insert((limit.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * limit.per_second).min(limit.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / limit.per_second))
+        }
     }
 }
 
@@ -88,51 +218,267 @@ impl IntoResponse for Refusal {
 pub struct AppState {
     /// The KMS.
     pub kms: Arc<Kms>,
+    buckets: Arc<Buckets>,
+    rate_limit: RateLimit,
 }
 
 async fn whoami(axum::Extension(caller): axum::Extension<Caller>) -> axum::Json<Caller> {
     axum::Json(caller)
 }
 
-/// The routes, for one authenticated caller.
+/// The header naming a state-changing call's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The header set on an answer replayed for a repeated idempotency key.
+pub const IDEMPOTENT_REPLAY: &str = "idempotent-replayed";
+
+/// The per-client rate limit.
+async fn rate_limited(
+    state: AppState,
+    caller: Arc<Caller>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.buckets.take(&caller.name, state.rate_limit) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let mut response = Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                format!("client {} is over its rate limit", caller.name),
+            )
+            .into_response();
+            let seconds = wait.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+    }
+}
+
+/// One audit record per call the KMS did not audit itself: the caller, the route, the
+/// status (never a body). A call whose record cannot be committed fails.
+async fn audited(state: AppState, caller: Arc<Caller>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
+    let response = next.run(request).await;
+    if response.extensions().get::<Audited>().is_some() {
+        return response;
+    }
+    let status = response.status();
+    let result = match response.extensions().get::<RefusalCode>() {
+        _ if status.is_success() => "ok".to_owned(),
+        Some(RefusalCode(code)) => format!("refused: {code}"),
+        None => format!("refused: {}", status.as_u16()),
+    };
+    let replayed = response.headers().contains_key(IDEMPOTENT_REPLAY);
+    let record = AuditRecord {
+        actors: vec![format!("client:{}", caller.name)],
+        act: "api.call".into(),
+        object: format!("{method} {path}"),
+        result,
+        detail: serde_json::json!({
+            "route": route,
+            "status": status.as_u16(),
+            "replayed": replayed,
+        }),
+    };
+    match state.kms.record_api_act(record).await {
+        Ok(()) => response,
+        Err(error) => refused(error).into_response(),
+    }
+}
+
+/// Idempotency keys on state-changing calls (`POST` with an `Idempotency-Key` header): the
+/// first call with a key runs and its answer is kept; the same key and request again gets
+/// that answer (marked `Idempotent-Replayed: true`) without acting again; the same key with
+/// another request is refused with 422, and while the first call runs with 409.
+async fn idempotent(
+    state: AppState,
+    caller: Arc<Caller>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(IDEMPOTENCY_KEY) else {
+        return next.run(request).await;
+    };
+    let key = match key.to_str() {
+        Ok(key)
+            if (8..=128).contains(&key.len())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+        {
+            key.to_owned()
+        }
+        _ => {
+            return Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "an idempotency key is 8 to 128 letters, digits or - _ . :",
+            )
+            .into_response();
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("a request body is at most {MAX_BODY} bytes"),
+        )
+        .into_response();
+    };
+    let mut digest_input = format!("{} {}\n", parts.method, parts.uri).into_bytes();
+    digest_input.extend_from_slice(&body);
+    let digest = hex::encode(ykt_crypto::p256::sha256(&digest_input));
+    let kms = &state.kms;
+    let claim = match kms.claim_idempotency_key(&caller.name, &key, &digest).await {
+        Ok(claim) => claim,
+        Err(error) => return refused(error).into_response(),
+    };
+    match claim {
+        Claim::Fresh => {}
+        Claim::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            return (
+                status,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (HeaderName::from_static(IDEMPOTENT_REPLAY), "true"),
+                ],
+                body,
+            )
+                .into_response();
+        }
+        Claim::Mismatch => {
+            return Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                format!("idempotency key {key} was used with another request"),
+            )
+            .into_response();
+        }
+        Claim::InFlight => {
+            return Refusal::new(
+                StatusCode::CONFLICT,
+                "in-flight",
+                format!("the call with idempotency key {key} has not finished"),
+            )
+            .into_response();
+        }
+    }
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::from(body)))
+        .await;
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let kept = match std::str::from_utf8(&body) {
+        Ok(text) if !parts.status.is_server_error() => {
+            kms.complete_idempotency_key(&caller.name, &key, parts.status.as_u16(), text)
+                .await
+        }
+        _ => kms.release_idempotency_key(&caller.name, &key).await,
+    };
+    if let Err(error) = kept {
+        tracing::error!(%error, client = %caller.name, "an idempotency key could not be kept");
+    }
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The structured access log: client, method, path, status, time; never a body.
+async fn access_log(caller: Arc<Caller>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    tracing::info!(
+        client = %caller.name,
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        us = started.elapsed().as_micros() as u64,
+        "api request"
+    );
+    response
+}
+
+/// Wraps `layer(state, caller, request, next)` as axum middleware for one caller.
+macro_rules! with_caller {
+    ($layer:path, $state:expr, $caller:expr) => {{
+        let (state, caller) = ($state.clone(), $caller.clone());
+        axum::middleware::from_fn(move |request: Request, next: Next| {
+            $layer(state.clone(), caller.clone(), request, next)
+        })
+    }};
+}
+
+/// The routes, for one authenticated caller. Layers, outermost first: access log, rate
+/// limit, audit, idempotency, body limit.
 fn routes(state: AppState, caller: Caller) -> Router {
-    let name = caller.name.clone();
+    let caller = Arc::new(caller);
+    let log = caller.clone();
     Router::new()
         .route("/v1/whoami", get(whoami))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/keys", get(crate::sign::keys))
+        .route("/v1/keys/{id}", get(crate::sign::key))
         .route("/.well-known/jwks.json", get(crate::sign::jwks))
-        .route("/v1/keys/{id}/sign", axum::routing::post(crate::sign::sign))
+        .route("/v1/keys/{id}/sign", post(crate::sign::sign))
+        .route("/v1/keys/{id}/verify", post(crate::sign::verify))
+        .route("/v1/tac/verify", post(crate::clearing::verify))
+        .route("/v1/tokens", post(crate::tokens::mint))
+        .route("/v1/tokens/verify", post(crate::tokens::verify))
+        .route("/v1/schools/{code}", get(cards::school))
         .route(
-            "/v1/keys/{id}/verify",
-            axum::routing::post(crate::sign::verify),
+            "/v1/schools/{code}/holders/{number}/{card_type}",
+            get(cards::holder_card),
         )
+        .route("/v1/batches", post(cards::create_card_batch))
+        .route("/v1/psam-batches", post(cards::create_psam_batch))
+        .route("/v1/batches/{id}", get(cards::batch))
+        .route("/v1/batches/{id}/cards", get(cards::batch_cards))
+        .route("/v1/cards/{serial}", get(cards::card))
+        .route("/v1/cards/{serial}/personalisation", post(cards::start))
+        .route("/v1/cards/{serial}/issued", post(cards::finish))
         .route(
-            "/v1/tac/verify",
-            axum::routing::post(crate::clearing::verify),
+            "/v1/cards/{serial}/external-auth",
+            post(cards::external_auth),
         )
-        .with_state(state)
-        .layer(axum::Extension(caller))
+        .route("/v1/cards/{serial}/write-key", post(cards::write_key))
+        .route("/v1/cards/{serial}/certificate", post(cards::certificate))
+        .route(
+            "/v1/cards/{serial}/certificate/verify",
+            post(cards::verify_certificate),
+        )
+        .route("/v1/loads/authorize", post(cards::authorize_load))
+        .route("/v1/loads/verify-tac", post(cards::verify_load_tac))
+        .with_state(state.clone())
+        .layer(axum::Extension((*caller).clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(with_caller!(idempotent, state, caller))
+        .layer(with_caller!(audited, state, caller))
+        .layer(with_caller!(rate_limited, state, caller))
         .layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let name = name.clone();
-                async move {
-                    let started = Instant::now();
-                    let (method, path) =
-                        (request.method().clone(), request.uri().path().to_owned());
-                    let response = next.run(request).await;
-                    tracing::info!(
-                        client = %name,
-                        %method,
-                        %path,
-                        status = response.status().as_u16(),
-                        us = started.elapsed().as_micros() as u64,
-                        "api request"
-                    );
-                    response
-                }
-            },
+            move |request: Request, next: Next| access_log(log.clone(), request, next),
         ))
+}
+
+/// The API's OpenAPI 3.1 description, as kept in the repository (`api/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /v1/openapi.json`.
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 /// The API server, bound and ready to serve.
@@ -143,6 +489,28 @@ pub struct Server {
     credentials: Arc<Credentials>,
     config: Arc<RwLock<Arc<rustls::ServerConfig>>>,
     not_after: i64,
+    rate_limit: RateLimit,
+    renewal: Renewal,
+}
+
+/// When the server credential is renewed: checked every `every`, renewed when less than
+/// `within_ms` of its life is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewal {
+    /// How often the credential is checked and the revocation list fetched again.
+    pub every: Duration,
+    /// Renew when less than this much of the credential's life is left (ms).
+    pub within_ms: i64,
+}
+
+impl Default for Renewal {
+    /// Every minute; at half the credential's life.
+    fn default() -> Self {
+        Self {
+            every: REFRESH,
+            within_ms: SERVER_VALIDITY_MS / 2,
+        }
+    }
 }
 
 impl Server {
@@ -167,7 +535,21 @@ impl Server {
             credentials,
             config: Arc::new(RwLock::new(config)),
             not_after: credential.not_after,
+            rate_limit: RateLimit::default(),
+            renewal: Renewal::default(),
         })
+    }
+
+    /// Renews the server credential by `renewal` instead of [`Renewal::default`].
+    pub fn with_renewal(mut self, renewal: Renewal) -> Self {
+        self.renewal = renewal;
+        self
+    }
+
+    /// Serves with `limit` per client instead of [`RateLimit::default`].
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
+        self
     }
 
     /// The address bound (its port when 0 was asked).
@@ -187,10 +569,16 @@ impl Server {
             credentials,
             config,
             mut not_after,
+            rate_limit,
+            renewal,
         } = self;
-        let state = AppState { kms: kms.clone() };
+        let state = AppState {
+            kms: kms.clone(),
+            buckets: Arc::default(),
+            rate_limit,
+        };
         let mut connections = JoinSet::new();
-        let mut refresh = tokio::time::interval(REFRESH);
+        let mut refresh = tokio::time::interval(renewal.every);
         refresh.tick().await;
         tokio::pin!(shutdown);
         loop {
@@ -198,9 +586,12 @@ impl Server {
                 () = &mut shutdown => break,
                 _ = refresh.tick() => {
                     if let Err(error) =
-                        refresh_tls(&kms, &hosts, &credentials, &config, &mut not_after).await
+                        refresh_tls(&kms, &hosts, &credentials, &config, &mut not_after, renewal.within_ms).await
                     {
                         tracing::error!(%error, "the TLS credential or revocation list could not be refreshed");
+                    }
+                    if let Err(error) = kms.purge_idempotency_keys().await {
+                        tracing::error!(%error, "old idempotency keys could not be purged");
                     }
                 }
                 accepted = listener.accept() => {
@@ -233,7 +624,7 @@ impl Server {
     }
 }
 
-/// Renews the server credential when it is past half its life; rebuilds the TLS
+/// Renews the server credential when less than `renew_within_ms` of its life is left; rebuilds the TLS
 /// configuration with the current revocation list.
 async fn refresh_tls(
     kms: &Kms,
@@ -241,9 +632,10 @@ async fn refresh_tls(
     credentials: &Arc<Credentials>,
     config: &RwLock<Arc<rustls::ServerConfig>>,
     not_after: &mut i64,
+    renew_within_ms: i64,
 ) -> Result<()> {
     let hsm = kms.hsm_handle();
-    if *not_after - ykt_kms::store::now_ms() < SERVER_VALIDITY_MS / 2 {
+    if *not_after - ykt_kms::store::now_ms() < renew_within_ms {
         let credential = kms.issue_server_credential(hosts).await?;
         credentials.replace(&hsm, &credential);
         *not_after = credential.not_after;
@@ -293,4 +685,53 @@ async fn connection(
         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
         .await
         .map_err(|error| format!("http: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `(method, path)` of every `.route(PATH, METHOD(...))` in this file.
+    fn routes_in_source() -> BTreeSet<(String, String)> {
+        let source = include_str!("server.rs");
+        let (code, _) = source.split_once("#[cfg(test)]").unwrap();
+        let mut routes = BTreeSet::new();
+        for part in code.split(".route(").skip(1) {
+            let Some(rest) = part.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let Some((path, rest)) = rest.split_once('"') else {
+                continue;
+            };
+            let rest = rest.trim_start().trim_start_matches(',').trim_start();
+            let method = rest.split('(').next().unwrap_or_default().trim();
+            routes.insert((method.to_owned(), path.to_owned()));
+        }
+        routes
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_served_routes() {
+        let document: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        let mut described = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                described.insert((method.clone(), path.clone()));
+            }
+        }
+        let served = routes_in_source();
+        assert!(served.len() > 20, "{served:?}");
+        assert_eq!(described, served);
+        // Every schema reference resolves.
+        let text = super::OPENAPI;
+        for reference in text.split("\"$ref\": \"#/components/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            let (kind, name) = name.split_once('/').unwrap();
+            assert!(
+                !document["components"][kind][name].is_null(),
+                "unresolved {kind}/{name}"
+            );
+        }
+    }
 }

@@ -2,54 +2,14 @@
 //! client is served; no certificate, a certificate of another CA, TLS 1.2 and a revoked
 //! client are refused.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use support::{creds, kms};
 use ykt_api::Server;
-use ykt_hsm_sim::{CeremonySecret, KeyComponent};
 use ykt_kms::ca::ClientRole;
-use ykt_kms::provider::LocalHsm;
-use ykt_kms::{Credential, InitRequest, Kms, NewOfficer, Store};
-
-const OFFICERS: [(&str, &str); 3] = [
-    ("alice", "alice-passphrase-1"),
-    ("bob", "bob-passphrase-22"),
-    ("carol", "carol-passphrase-3"),
-];
-
-fn creds(n: usize) -> Vec<Credential> {
-    OFFICERS[..n]
-        .iter()
-        .map(|(name, password)| Credential::new(name, password))
-        .collect()
-}
-
-async fn kms(dir: &Path) -> Kms {
-    let (secret, _) = CeremonySecret::from_components(&[
-        KeyComponent::new(&[0x5A; 32]),
-        KeyComponent::new(&[0xC3; 32]),
-    ])
-    .unwrap();
-    let hsm = Arc::new(LocalHsm::create(&dir.join("hsm"), &secret).unwrap());
-    let url = format!("sqlite://{}?mode=rwc", dir.join("kms.db").display());
-    let kms = Kms::new(Store::open(&url).await.unwrap(), hsm.clone());
-    kms.initialize(&InitRequest {
-        bureau_code: "330100".into(),
-        bureau_name: "Hangzhou Education Bureau".into(),
-        quorum: 2,
-        officers: OFFICERS
-            .iter()
-            .map(|(name, password)| NewOfficer {
-                credential: Credential::new(name, password),
-                display_name: name.to_uppercase(),
-            })
-            .collect(),
-        lmk_kcv: Some(hsm.lmk_kcv().to_string()),
-    })
-    .await
-    .unwrap();
-    kms
-}
 
 /// `curl` to `url` with `args`: exit status and body.
 fn curl(url: &str, args: &[&str]) -> (i32, String) {

@@ -3,11 +3,17 @@
 //! - `ykt ca init` (quorum): the CA's P-256 key in the HSM and its certificate;
 //!   `ykt ca show --out FILE`: the CA certificate; `ykt ca crl --out FILE`: a fresh
 //!   revocation list.
-//! - `ykt client enroll NAME --role ROLE [--school CODE ...] --out DIR` (one officer): the
-//!   client's certificate (`NAME.pem`), its private key (`NAME.key`, mode 0600: the KMS keeps no
-//!   copy) and the CA certificate (`ca.pem`) in DIR; `ykt client revoke NAME --reason TEXT`;
-//!   `ykt client list`.
+//! - `ykt client enroll NAME --role ROLE [--school CODE ...] --out DIR
+//!   [--p12-password-file FILE]` (one officer): the client's certificate (`NAME.pem`), its
+//!   private key (`NAME.key`, mode 0600: the KMS keeps no copy), both with the CA certificate
+//!   as a PKCS#12 bundle (`NAME.p12`, mode 0600, `ykt_kms::pkcs12`) and the CA certificate
+//!   (`ca.pem`) in DIR. The bundle's password is the first line of FILE, or else a fresh
+//!   passphrase written to `NAME.p12.pass` (mode 0600) and never shown; and
+//!   `NAME-api-client.toml`, the client configuration `ykt issue --kms URL --client-config
+//!   FILE` reads (`crate::api_client`);
+//!   `ykt client revoke NAME --reason TEXT`; `ykt client list`.
 
+use crate::api_client::{CLIENT_CONFIG, ClientConfig};
 use crate::context::{Context, GroupCommand, Need, Officers, OneOfficer, private_dir, write_new};
 use crate::error::{CliError, Result};
 use crate::output::{Output, Record, Report, Value};
@@ -15,6 +21,8 @@ use crate::time::format_ms;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use ykt_kms::ca::{ApiClient, ClientRole};
+use ykt_kms::pkcs12;
+use zeroize::Zeroizing;
 
 /// The CA commands.
 #[derive(Subcommand)]
@@ -88,7 +96,7 @@ impl GroupCommand for CaCommand {
 /// The client commands.
 #[derive(Subcommand)]
 pub enum ClientCommand {
-    /// Enrol an API client (one officer): certificate and key to DIR.
+    /// Enrol an API client (one officer): certificate and key (PEM and PKCS#12) to DIR.
     Enroll(EnrollArgs),
     /// Revoke a client (one officer).
     Revoke(RevokeArgs),
@@ -107,9 +115,14 @@ pub struct EnrollArgs {
     /// A school in an issuing station's scope (repeat for each).
     #[arg(long = "school", value_name = "CODE")]
     schools: Vec<String>,
-    /// The directory for NAME.pem, NAME.key and ca.pem (created mode 0700 if missing).
+    /// The directory for NAME.pem, NAME.key, NAME.p12 and ca.pem (created mode 0700 if
+    /// missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// The password of NAME.p12: the first line of FILE. Without it, a fresh passphrase is
+    /// written to NAME.p12.pass (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    p12_password_file: Option<PathBuf>,
     #[command(flatten)]
     officer: OneOfficer,
 }
@@ -124,6 +137,19 @@ pub struct RevokeArgs {
     reason: String,
     #[command(flatten)]
     officer: OneOfficer,
+}
+
+/// The first line of a password file.
+fn read_password(path: &Path) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|source| CliError::Read {
+            path: path.display().to_string(),
+            source,
+        })?,
+    );
+    Ok(Zeroizing::new(
+        text.lines().next().unwrap_or_default().to_owned(),
+    ))
 }
 
 fn client_record(client: &ApiClient) -> Record {
@@ -144,10 +170,26 @@ impl GroupCommand for ClientCommand {
                 let role: ClientRole = args.role.parse()?;
                 let kms = context.open(Need::Hsm(&[]))?;
                 let credential = context.credential(&args.officer.name)?;
-                for name in [format!("{}.pem", args.name), format!("{}.key", args.name)] {
-                    if args.out.join(&name).exists() {
+                let file = |suffix: &str| args.out.join(format!("{}.{suffix}", args.name));
+                // The bundle's password, the file that holds it, and that file again when it
+                // is to be written (no file given: a fresh passphrase).
+                let (password, password_file, new_password_file) = match &args.p12_password_file {
+                    Some(path) => (read_password(path)?, path.clone(), None),
+                    None => {
+                        let path = file("p12.pass");
+                        (pkcs12::new_password()?, path.clone(), Some(path))
+                    }
+                };
+                pkcs12::check_password(&password)?;
+                let (cert, key, bundle) = (file("pem"), file("key"), file("p12"));
+                let config = args.out.join(format!("{}-{CLIENT_CONFIG}", args.name));
+                for path in [&cert, &key, &bundle, &config]
+                    .into_iter()
+                    .chain(&new_password_file)
+                {
+                    if path.exists() {
                         return Err(CliError::Write {
-                            path: args.out.join(name).display().to_string(),
+                            path: path.display().to_string(),
                             source: std::io::ErrorKind::AlreadyExists.into(),
                         });
                     }
@@ -159,18 +201,36 @@ impl GroupCommand for ClientCommand {
                     role,
                     &args.schools,
                 ))?;
-                let key = args.out.join(format!("{}.key", args.name));
+                let p12 = enrolment.pkcs12(&password)?;
                 write_new(&key, enrolment.key_pem.as_bytes(), 0o600)?;
-                let cert = args.out.join(format!("{}.pem", args.name));
                 write_new(&cert, enrolment.certificate_pem.as_bytes(), 0o644)?;
+                if let Some(path) = &new_password_file {
+                    let line = Zeroizing::new(format!("{}\n", password.as_str()));
+                    write_new(path, line.as_bytes(), 0o600)?;
+                }
+                write_new(&bundle, &p12, 0o600)?;
                 let ca = args.out.join("ca.pem");
                 if !ca.exists() {
                     write_new(&ca, enrolment.ca_pem.as_bytes(), 0o644)?;
                 }
+                let named = |path: &Path| PathBuf::from(path.file_name().unwrap_or_default());
+                let client_config = ClientConfig {
+                    certificate: named(&cert),
+                    key: named(&key),
+                    ca: named(&ca),
+                };
+                let text = toml::to_string(&client_config).map_err(|error| CliError::Input {
+                    arg: "--out",
+                    reason: error.to_string(),
+                })?;
+                write_new(&config, text.as_bytes(), 0o644)?;
                 Ok(Report::ok(Output::Record(
                     client_record(&enrolment.client)
                         .with("certificate", cert.display().to_string())
-                        .with("key", key.display().to_string()),
+                        .with("key", key.display().to_string())
+                        .with("pkcs12", bundle.display().to_string())
+                        .with("pkcs12_password", password_file.display().to_string())
+                        .with("client_config", config.display().to_string()),
                 )))
             }
             Self::Revoke(args) => {

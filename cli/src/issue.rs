@@ -11,6 +11,10 @@
 //! names a PC/SC reader; then the station asks for each card in turn (or, with
 //! `--no-prompt`, takes whatever card a card feeder presents). Transcripts of every card,
 //! secrets redacted, go to `--transcripts DIR`.
+//!
+//! With `--kms https://HOST:PORT` the station works through the KMS API on another machine
+//! (role `issuer`, for the schools of its certificate) instead of the local KMS: the client
+//! identity comes from `api-client.toml` ([`crate::api_client`]).
 
 use crate::context::{Context, GroupCommand, Need};
 use crate::error::{CliError, Result};
@@ -27,6 +31,7 @@ use ykt_issuer::profile::{Algorithm, LoadedProfile, Profile, ProfileKind};
 use ykt_issuer::roster::read_roster;
 use ykt_kms::Kms;
 use ykt_kms::issuance::{BatchInfo, CardRecord};
+use ykt_kms::station::CardAuthority;
 
 /// The issuing commands.
 #[derive(Subcommand)]
@@ -46,9 +51,9 @@ pub enum IssueCommand {
 impl GroupCommand for IssueCommand {
     fn run(self, context: &mut Context) -> Result<Report> {
         match self {
-            Self::Batch(args) => args.run(context),
-            Self::Psam(args) => args.run(context),
-            Self::Resume(args) => args.run(context),
+            Self::Batch(args) => StationWork::run(&args, context),
+            Self::Psam(args) => StationWork::run(&args, context),
+            Self::Resume(args) => ResumeArgs::run(&args, context),
             Self::List => list(context),
             Self::Show(args) => args.run(context),
         }
@@ -74,6 +79,37 @@ pub struct StationArgs {
     /// good); each take-over is audited.
     #[arg(long)]
     take_over: bool,
+    /// Issue through the KMS API at URL (`https://HOST:PORT`) instead of the local KMS.
+    #[arg(long, value_name = "URL")]
+    kms: Option<String>,
+    /// The API client's configuration [default: DATA_DIR/api-client.toml].
+    #[arg(long, value_name = "FILE", requires = "kms")]
+    client_config: Option<PathBuf>,
+}
+
+/// A station command, run against whichever KMS the station arguments name.
+trait StationWork {
+    /// The station arguments.
+    fn station_args(&self) -> &StationArgs;
+
+    /// Runs against `kms`.
+    fn run_at<A: CardAuthority>(&self, context: &Context, kms: &A) -> Result<Report>;
+
+    /// Runs against the KMS API of `--kms`, or the local KMS.
+    fn run(&self, context: &Context) -> Result<Report> {
+        let args = self.station_args();
+        match &args.kms {
+            Some(url) => {
+                let config = args
+                    .client_config
+                    .clone()
+                    .unwrap_or_else(|| context.data_dir().join(crate::api_client::CLIENT_CONFIG));
+                let client = crate::api_client::ClientConfig::connect(&config, url)?;
+                self.run_at(context, &client)
+            }
+            None => self.run_at(context, &context.open(Need::Hsm(&[]))?),
+        }
+    }
 }
 
 impl StationArgs {
@@ -87,7 +123,7 @@ impl StationArgs {
     }
 
     /// The station these arguments describe.
-    fn station<'k>(&self, kms: &'k Kms) -> Station<'k> {
+    fn station<'k, A: CardAuthority>(&self, kms: &'k A) -> Station<'k, A> {
         let station = Station::new(kms, self.actor());
         if self.take_over {
             station.taking_over()
@@ -97,10 +133,10 @@ impl StationArgs {
     }
 
     /// Works through a batch with these cards; a failure names the batch to resume.
-    fn run(
+    fn run<A: CardAuthority>(
         &self,
         context: &Context,
-        station: &Station<'_>,
+        station: &Station<'_, A>,
         batch: &BatchInfo,
         profile: &LoadedProfile,
     ) -> Result<BatchOutcome> {
@@ -302,8 +338,12 @@ pub struct BatchArgs {
     station: StationArgs,
 }
 
-impl BatchArgs {
-    fn run(self, context: &Context) -> Result<Report> {
+impl StationWork for BatchArgs {
+    fn station_args(&self) -> &StationArgs {
+        &self.station
+    }
+
+    fn run_at<A: CardAuthority>(&self, context: &Context, kms: &A) -> Result<Report> {
         let profile = profile_arg(
             self.profile.as_deref(),
             ProfileKind::UserCard,
@@ -311,8 +351,7 @@ impl BatchArgs {
         )?;
         let rows = read_roster(&self.roster)?;
         let from = valid_from(self.valid_from.as_deref())?;
-        let kms = context.open(Need::Hsm(&[]))?;
-        let station = self.station.station(&kms);
+        let station = self.station.station(kms);
         let batch = context.block_on(station.create_card_batch(&profile, &rows, from))?;
         let started = Instant::now();
         let outcome = self.station.run(context, &station, &batch, &profile)?;
@@ -345,12 +384,15 @@ pub struct PsamArgs {
     station: StationArgs,
 }
 
-impl PsamArgs {
-    fn run(self, context: &Context) -> Result<Report> {
+impl StationWork for PsamArgs {
+    fn station_args(&self) -> &StationArgs {
+        &self.station
+    }
+
+    fn run_at<A: CardAuthority>(&self, context: &Context, kms: &A) -> Result<Report> {
         let profile = profile_arg(self.profile.as_deref(), ProfileKind::Psam, Algorithm::Sm4)?;
         let from = valid_from(self.valid_from.as_deref())?;
-        let kms = context.open(Need::Hsm(&[]))?;
-        let station = self.station.station(&kms);
+        let station = self.station.station(kms);
         let batch = context.block_on(station.create_psam_batch(
             &profile,
             &self.school,
@@ -400,18 +442,45 @@ fn batch_profile(batch: &BatchInfo, given: Option<&str>) -> Result<LoadedProfile
     Ok(profile)
 }
 
-impl ResumeArgs {
-    fn run(self, context: &Context) -> Result<Report> {
-        let kms = context.open(Need::Hsm(&[]))?;
-        let batches = match &self.batch {
-            Some(id) => vec![context.block_on(kms.batch(id))?],
-            None => context
-                .block_on(kms.batches())?
-                .into_iter()
-                .filter(|b| b.status == "open")
-                .collect(),
+impl StationWork for ResumeArgs {
+    fn station_args(&self) -> &StationArgs {
+        &self.station
+    }
+
+    fn run_at<A: CardAuthority>(&self, context: &Context, kms: &A) -> Result<Report> {
+        let Some(id) = &self.batch else {
+            return Err(CliError::Input {
+                arg: "BATCH",
+                reason: "name the batch to resume through the API".into(),
+            });
         };
-        let station = self.station.station(&kms);
+        let batch = context.block_on(kms.batch(id))?;
+        self.resume(context, kms, vec![batch])
+    }
+}
+
+impl ResumeArgs {
+    /// Resumes the batch named, or every open batch of the local KMS.
+    fn run(&self, context: &Context) -> Result<Report> {
+        if self.batch.is_some() || self.station.kms.is_some() {
+            return StationWork::run(self, context);
+        }
+        let kms = context.open(Need::Hsm(&[]))?;
+        let open = context
+            .block_on(kms.batches())?
+            .into_iter()
+            .filter(|b| b.status == "open")
+            .collect();
+        self.resume(context, &kms, open)
+    }
+
+    fn resume<A: CardAuthority>(
+        &self,
+        context: &Context,
+        kms: &A,
+        batches: Vec<BatchInfo>,
+    ) -> Result<Report> {
+        let station = self.station.station(kms);
         let mut records = Vec::new();
         for batch in &batches {
             let profile = batch_profile(batch, self.profile.as_deref())?;

@@ -40,6 +40,7 @@
 //! command failed or found a negative result (a signature that does not verify, a failed
 //! self-test).
 
+mod api_client;
 mod audit;
 mod bench;
 mod card;

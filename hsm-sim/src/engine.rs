@@ -252,6 +252,29 @@ enum OpenedKey {
     P256(P256PrivateKey),
 }
 
+/// What a signing command signs: a message, or the digest the caller computed from it.
+#[derive(Clone, Copy)]
+enum ToSign<'a> {
+    /// SM2 over `SM3(ZA(id) || message)`.
+    Sm2Message { id: &'a [u8], message: &'a [u8] },
+    /// SM2 over a given `e = SM3(ZA || M)`.
+    Sm2Digest(&'a [u8; 32]),
+    /// ECDSA P-256 over `SHA-256(message)`.
+    P256Message(&'a [u8]),
+    /// ECDSA P-256 over a given SHA-256 digest.
+    P256Digest(&'a [u8; 32]),
+}
+
+impl ToSign<'_> {
+    /// The algorithm of the key that signs it.
+    fn algorithm(self) -> KeyAlgorithm {
+        match self {
+            Self::Sm2Message { .. } | Self::Sm2Digest(_) => KeyAlgorithm::Sm2,
+            Self::P256Message(_) | Self::P256Digest(_) => KeyAlgorithm::P256,
+        }
+    }
+}
+
 /// The most keys kept open; the set is emptied (and the keys wiped) when it is full.
 const MAX_OPENED: usize = 256;
 
@@ -729,20 +752,41 @@ impl Hsm {
 
     /// Signs `message` with an SM2 key as signer `id` (GB/T 32918.2, ZA from `id`).
     pub fn sign_sm2(&self, blob: &KeyBlob, id: &[u8], message: &[u8]) -> Result<Signature> {
-        check_signing(blob.attributes(), KeyAlgorithm::Sm2)?;
-        match &*self.kept_open(blob)? {
-            OpenedKey::Sm2(key) => Ok(key.sign(id, message)?),
-            _ => Err(forbidden("signing", "the key is of another algorithm")),
-        }
+        self.sign(blob, ToSign::Sm2Message { id, message })
+    }
+
+    /// Signs with an SM2 key the digest `e = SM3(ZA || M)` that the caller computed (GB/T
+    /// 32918.2 steps A1–A2, for example with [`Sm2PublicKey::digest`]); the HSM does steps
+    /// A3–A7. The key is checked as by [`Hsm::sign_sm2`].
+    ///
+    /// [`Sm2PublicKey::digest`]: ykt_crypto::sm2::Sm2PublicKey::digest
+    pub fn sign_sm2_digest(&self, blob: &KeyBlob, e: &[u8; 32]) -> Result<Signature> {
+        self.sign(blob, ToSign::Sm2Digest(e))
     }
 
     /// Signs `message` with a P-256 key (ECDSA with SHA-256).
     pub fn sign_p256(&self, blob: &KeyBlob, message: &[u8]) -> Result<Signature> {
-        check_signing(blob.attributes(), KeyAlgorithm::P256)?;
-        match &*self.kept_open(blob)? {
-            OpenedKey::P256(key) => Ok(key.sign(message)?),
-            _ => Err(forbidden("signing", "the key is of another algorithm")),
-        }
+        self.sign(blob, ToSign::P256Message(message))
+    }
+
+    /// Signs with a P-256 key the SHA-256 digest of a message that the caller computed
+    /// (ECDSA without the hashing step); the signature verifies as one over the message. The
+    /// key is checked as by [`Hsm::sign_p256`].
+    pub fn sign_p256_digest(&self, blob: &KeyBlob, digest: &[u8; 32]) -> Result<Signature> {
+        self.sign(blob, ToSign::P256Digest(digest))
+    }
+
+    /// The one signing path: the signing checks of the key for the input's algorithm, then
+    /// the kept-open key signs.
+    fn sign(&self, blob: &KeyBlob, input: ToSign<'_>) -> Result<Signature> {
+        check_signing(blob.attributes(), input.algorithm())?;
+        Ok(match (&*self.kept_open(blob)?, input) {
+            (OpenedKey::Sm2(key), ToSign::Sm2Message { id, message }) => key.sign(id, message)?,
+            (OpenedKey::Sm2(key), ToSign::Sm2Digest(e)) => key.sign_digest(e)?,
+            (OpenedKey::P256(key), ToSign::P256Message(message)) => key.sign(message)?,
+            (OpenedKey::P256(key), ToSign::P256Digest(digest)) => key.sign_digest(digest)?,
+            _ => return Err(forbidden("signing", "the key is of another algorithm")),
+        })
     }
 
     /// The uncompressed public key (`04 || x || y`) of an SM2 or P-256 key.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use ykt_crypto::epurse::transaction_type;
-use ykt_crypto::p256::P256PublicKey;
+use ykt_crypto::p256::{P256PublicKey, sha256};
 use ykt_crypto::sm2::Sm2PublicKey;
 use ykt_crypto::{
     CryptoError, Kcv, KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey,
@@ -174,14 +174,30 @@ fn signatures_verify_with_the_exported_public_key() {
         .unwrap()
         .blob;
     let signature = hsm.sign_p256(&p256, b"blacklist v7").unwrap();
-    P256PublicKey::from_sec1(&hsm.public_key(&p256).unwrap())
-        .unwrap()
-        .verify(b"blacklist v7", &signature)
+    let p256_public = P256PublicKey::from_sec1(&hsm.public_key(&p256).unwrap()).unwrap();
+    p256_public.verify(b"blacklist v7", &signature).unwrap();
+
+    // A digest computed outside signs as the message it was computed from.
+    let e = public.digest(id, b"checkpoint 43").unwrap();
+    let signature = hsm.sign_sm2_digest(&sm2, &e).unwrap();
+    public.verify(id, b"checkpoint 43", &signature).unwrap();
+    assert!(public.verify(id, b"checkpoint 42", &signature).is_err());
+    assert!(
+        public
+            .verify(b"1234567812345678", b"checkpoint 43", &signature)
+            .is_err()
+    );
+    let signature = hsm
+        .sign_p256_digest(&p256, &sha256(b"blacklist v8"))
         .unwrap();
+    p256_public.verify(b"blacklist v8", &signature).unwrap();
+    assert!(p256_public.verify(b"blacklist v7", &signature).is_err());
 
     // Each signing command takes only its own algorithm.
     forbidden(hsm.sign_sm2(&p256, id, b"x"));
     forbidden(hsm.sign_p256(&sm2, b"x"));
+    forbidden(hsm.sign_sm2_digest(&p256, &e));
+    forbidden(hsm.sign_p256_digest(&sm2, &sha256(b"x")));
 }
 
 #[test]
@@ -199,6 +215,8 @@ fn keys_are_refused_for_what_their_attributes_forbid() {
         .blob;
     // A purchase key cannot sign nor show a public key.
     forbidden(hsm.sign_sm2(&purchase_key, b"id", b"m"));
+    forbidden(hsm.sign_sm2_digest(&purchase_key, &[0x5A; 32]));
+    forbidden(hsm.sign_p256_digest(&purchase_key, &[0x5A; 32]));
     forbidden(hsm.public_key(&purchase_key));
 
     // A derive-only master cannot MAC: used directly (no factors) it is refused.
@@ -966,6 +984,10 @@ impl DestroyFixture {
                     .map(drop),
             ),
             ("sign", hsm.sign_sm2(&self.sm2, b"id", b"m").map(drop)),
+            (
+                "sign a digest",
+                hsm.sign_sm2_digest(&self.sm2, &[0x5A; 32]).map(drop),
+            ),
             ("public key", hsm.public_key(&self.sm2).map(drop)),
         ]
     }

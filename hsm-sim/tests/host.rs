@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 use ykt_crypto::epurse::transaction_type;
-use ykt_crypto::p256::P256PublicKey;
+use ykt_crypto::p256::{P256PublicKey, sha256};
 use ykt_crypto::sm2::Sm2PublicKey;
 use ykt_crypto::{Kcv, KcvMethod, Load, Profile, Purchase, SymmetricAlgorithm, SymmetricKey};
 use ykt_hsm_sim::host::{
@@ -233,10 +233,22 @@ fn every_command_matches_the_engine() {
     let public = hsm.public_key(&p256).unwrap();
     assert_eq!(check, RemoteKeyCheck::PublicKey(public));
     let signature = client.sign_p256(&p256, b"blacklist v7").unwrap();
-    P256PublicKey::from_sec1(&public)
-        .unwrap()
-        .verify(b"blacklist v7", &signature)
+    let p256_public = P256PublicKey::from_sec1(&public).unwrap();
+    p256_public.verify(b"blacklist v7", &signature).unwrap();
+
+    // Digests computed by the client sign as the messages they were computed from.
+    let sm2_public = Sm2PublicKey::from_sec1(&client.public_key(&sm2.blob).unwrap()).unwrap();
+    let e = sm2_public.digest(b"audit", b"checkpoint 43").unwrap();
+    let signature = client.sign_sm2_digest(&sm2.blob, &e).unwrap();
+    sm2_public
+        .verify(b"audit", b"checkpoint 43", &signature)
         .unwrap();
+    let signature = client
+        .sign_p256_digest(&p256, &sha256(b"blacklist v8"))
+        .unwrap();
+    p256_public.verify(b"blacklist v8", &signature).unwrap();
+    let refused = client.sign_p256_digest(&sm2.blob, &e).unwrap_err();
+    assert_eq!(refused.status(), Some(Status::Forbidden));
 
     // An engine refusal arrives with its status and the connection goes on.
     let refused = client.public_key(&blob).unwrap_err();
@@ -784,4 +796,82 @@ fn malformed_key_management_frames_are_refused_and_change_nothing() {
         hsm.kcv(&imported, KcvMethod::Cmac).unwrap(),
         Kcv::compute(&mpk_clear, KcvMethod::Cmac)
     );
+}
+
+#[test]
+fn digest_fields_must_hold_32_bytes() {
+    let (hsm, server) = serve();
+    let sign = |algorithm| {
+        hsm.generate_key(attrs(
+            KeyUsage::Signature,
+            algorithm,
+            Modes::SIGN,
+            Exportability::None,
+        ))
+        .unwrap()
+        .blob
+    };
+    let (sm2, p256) = (sign(KeyAlgorithm::Sm2), sign(KeyAlgorithm::P256));
+    let (sm2_field, p256_field) = (var(sm2.as_bytes()), var(p256.as_bytes()));
+    let sm2_public = Sm2PublicKey::from_sec1(&hsm.public_key(&sm2).unwrap()).unwrap();
+    let e = sm2_public.digest(b"ykt-kms", b"platform record").unwrap();
+    let digest = sha256(b"platform record");
+
+    let mut stream = authenticated(server.local_addr());
+    let mut id = 10;
+    for (command, key, good) in [(0x43, &sm2_field, &e), (0x44, &p256_field, &digest)] {
+        // Another length keeps the grammar: refused with the crypto status, naming the field
+        // and the length given; the connection goes on.
+        for (len, field) in [
+            (0, &[][..]),
+            (31, &good[..31]),
+            (33, &[&good[..], &[0]].concat()[..]),
+        ] {
+            id += 1;
+            let reply = exchange(&mut stream, &request(command, id, &[key, &var(field)])).unwrap();
+            assert_eq!(
+                status(&reply),
+                (Status::Crypto as u8, id),
+                "{command:#04x} {len}"
+            );
+            let message = String::from_utf8_lossy(&reply[8..]).into_owned();
+            assert!(message.contains("digest"), "{message}");
+            assert!(message.contains(&format!("got {len} bytes")), "{message}");
+        }
+        // Grammar failures: the field past the end, a trailing byte, no field.
+        for body in [
+            request(command, id + 1, &[key, &[0, 32], &good[..31]]),
+            request(command, id + 1, &[key, &var(good), &[0]]),
+            request(command, id + 1, &[key]),
+        ] {
+            let reply = exchange(&mut stream, &body).unwrap();
+            assert_eq!(status(&reply), (Status::MalformedFrame as u8, id + 1));
+        }
+        // Thirty-two bytes are signed on the same connection.
+        id += 2;
+        let reply = exchange(&mut stream, &request(command, id, &[key, &var(good)])).unwrap();
+        assert_eq!(status(&reply), (0, id));
+        assert_eq!(reply.len(), 6 + 64);
+    }
+
+    // Through the client, the signatures verify over the messages.
+    let mut client = HostClient::connect(server.local_addr(), "kms", SECRET).unwrap();
+    let signature = client.sign_sm2_digest(&sm2, &e).unwrap();
+    sm2_public
+        .verify(b"ykt-kms", b"platform record", &signature)
+        .unwrap();
+    let signature = client.sign_p256_digest(&p256, &digest).unwrap();
+    P256PublicKey::from_sec1(&hsm.public_key(&p256).unwrap())
+        .unwrap()
+        .verify(b"platform record", &signature)
+        .unwrap();
+
+    // Before authentication the commands are refused like any other.
+    let mut stream = raw(server.local_addr());
+    let reply = exchange(
+        &mut stream,
+        &request(0x44, 99, &[&p256_field, &var(&digest)]),
+    )
+    .unwrap();
+    assert_eq!(status(&reply), (Status::Unauthenticated as u8, 99));
 }

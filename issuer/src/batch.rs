@@ -19,6 +19,7 @@ use ykt_card_sim::{Card, Chip, ChipKind};
 use ykt_kms::issuance::{
     BatchInfo, BatchProfile, CardRecord, CardStatus, DeviceKind, NewCard, NewPsams, Serial,
 };
+use ykt_kms::station::CardAuthority;
 
 /// The virtual chip a card record is personalised on.
 pub fn chip_of(record: &CardRecord) -> Result<Chip> {
@@ -111,7 +112,7 @@ pub struct BatchOutcome {
     pub apdus: Vec<u64>,
 }
 
-impl Station<'_> {
+impl<A: CardAuthority> Station<'_, A> {
     /// Works through batch `id` until every card is issued: cards already issued are
     /// skipped; the others are personalised in batch order with `profile`, which must be the
     /// profile the batch was created with (its digest is checked). Transcripts go to
@@ -198,7 +199,7 @@ fn expiry_of(profile: &LoadedProfile, card_type: CardType, from: Date) -> Date {
     end.unwrap_or(from).add_days(-1)
 }
 
-impl Station<'_> {
+impl<A: CardAuthority> Station<'_, A> {
     fn batch_profile(&self, profile: &LoadedProfile, valid_from: Date) -> BatchProfile {
         BatchProfile {
             name: profile.label(),
@@ -235,7 +236,7 @@ impl Station<'_> {
                 reason,
             };
             if !schools.contains_key(&row.school) {
-                let known = self.kms().school(&row.school).await.is_ok();
+                let known = self.kms().knows_school(&row.school).await?;
                 schools.insert(row.school.clone(), known);
             }
             if !schools[&row.school] {

@@ -2,20 +2,20 @@
 //! INITIALIZE FOR LOAD on the card, has the KMS check MAC1 and make MAC2 (an audited act,
 //! refused for a card that is not issued), runs CREDIT FOR LOAD and has the KMS verify the
 //! card's TAC before the load counts. Clearing is the KMS's
-//! (`Kms::verify_purchase_records`).
+//! (`Kms::verify_purchase_records`). The KMS is any [`CardAuthority`]: in process, or the API.
 
 use crate::error::Result;
 use ykt_apdu::Session;
 use ykt_apdu::pboc::bcd_date_time;
-use ykt_kms::Kms;
 use ykt_kms::issuance::Load;
+use ykt_kms::station::CardAuthority;
 use ykt_psam::{LoadAuthorization, LoadRecord, LoadRequest};
 
 /// Loads `request` onto the card (purse application selected, ASN `asn`) at host time
 /// `now_ms`, with the KMS as host acting for `actor`. Returns the record after the KMS
 /// verified its TAC.
 pub async fn load(
-    kms: &Kms,
+    kms: &impl CardAuthority,
     actor: &str,
     card: &mut dyn Session,
     request: &LoadRequest,

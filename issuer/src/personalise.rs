@@ -40,6 +40,7 @@ use ykt_kms::Kms;
 use ykt_kms::issuance::{
     CARD_MASTER_TEMPLATE, CardKey, CardKeyWrite, CardRecord, DeviceKind, Serial,
 };
+use ykt_kms::station::CardAuthority;
 
 /// What a personalisation did.
 #[derive(Debug, Clone)]
@@ -273,15 +274,16 @@ impl MfMaster {
 }
 
 /// An issuing station: personalises cards through the KMS, acting as `actor`.
-pub struct Station<'k> {
-    kms: &'k Kms,
+pub struct Station<'k, A: CardAuthority = Kms> {
+    kms: &'k A,
     actor: String,
     take_over: bool,
 }
 
-impl<'k> Station<'k> {
-    /// A station of `kms` run by `actor` (the operator, as audit records name them).
-    pub fn new(kms: &'k Kms, actor: impl Into<String>) -> Self {
+impl<'k, A: CardAuthority> Station<'k, A> {
+    /// A station of `kms` (in process, or the API's client) run by `actor` (the operator,
+    /// as audit records name them).
+    pub fn new(kms: &'k A, actor: impl Into<String>) -> Self {
         Self {
             kms,
             actor: actor.into(),
@@ -297,7 +299,7 @@ impl<'k> Station<'k> {
     }
 
     /// The KMS.
-    pub fn kms(&self) -> &'k Kms {
+    pub fn kms(&self) -> &'k A {
         self.kms
     }
 
@@ -372,13 +374,13 @@ impl<'k> Station<'k> {
 }
 
 /// One personalisation in progress.
-struct Run<'r> {
-    kms: &'r Kms,
+struct Run<'r, A: CardAuthority> {
+    kms: &'r A,
     record: &'r CardRecord,
     profile: &'r Profile,
 }
 
-impl Run<'_> {
+impl<A: CardAuthority> Run<'_, A> {
     fn serial(&self) -> &Serial {
         &self.record.serial
     }

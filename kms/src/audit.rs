@@ -323,6 +323,80 @@ async fn last_checkpoint(tx: &mut Transaction<'static, Any>) -> Result<ChainPoin
     })
 }
 
+/// The most records one group commit carries.
+const MAX_GROUP: usize = 1024;
+
+/// A record waiting for its group commit, and who waits for it.
+type Pending = (
+    AuditRecord,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// Group commit of the API's audit records: calls hand their record to one writer task,
+/// which takes every record waiting (up to [`MAX_GROUP`]), appends them in one transaction,
+/// commits and signs one checkpoint, then answers each caller. Under load the records of
+/// the calls that arrive while a group commits form the next group, so the commit and the
+/// checkpoint signature are shared instead of paid per call; a lone call waits for no one.
+/// The writer is started on first use, on the runtime of that call, and again if that
+/// runtime has gone.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    writer: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Pending>>>,
+}
+
+impl GroupCommit {
+    /// Commits `record` with the next group; `kms` makes the writer's own KMS handle (same
+    /// store and HSM) when a writer must be started.
+    pub(crate) async fn record(&self, record: AuditRecord, kms: impl Fn() -> Kms) -> Result<()> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let mut pending = (record, answer);
+        for _ in 0..2 {
+            let sender = {
+                let mut writer = self
+                    .writer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match writer.as_ref() {
+                    Some(sender) if !sender.is_closed() => sender.clone(),
+                    _ => {
+                        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                        tokio::spawn(write_groups(kms(), receiver));
+                        writer.insert(sender).clone()
+                    }
+                }
+            };
+            match sender.send(pending) {
+                Ok(()) => {
+                    return answered
+                        .await
+                        .map_err(|_| KmsError::Store("the audit writer stopped".into()))?
+                        .map_err(KmsError::Store);
+                }
+                Err(returned) => pending = returned.0,
+            }
+        }
+        Err(KmsError::Store("the audit writer cannot be started".into()))
+    }
+}
+
+/// The writer task of [`GroupCommit`].
+async fn write_groups(kms: Kms, mut receiver: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = receiver.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(pending) => group.push(pending),
+                Err(_) => break,
+            }
+        }
+        let (records, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let outcome = kms.commit_group(&records).await.map_err(|e| e.to_string());
+        for answer in answers {
+            let _ = answer.send(outcome.clone());
+        }
+    }
+}
+
 /// The records matching `condition` on `$1 = value`, oldest first.
 async fn entries(
     tx: &mut Transaction<'static, Any>,

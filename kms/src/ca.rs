@@ -7,8 +7,9 @@
 //! so any verifier sees what it is for; the KMS itself authorises by the certificate's
 //! SHA-256 fingerprint, registered at enrolment with the role and schools, so a revoked or
 //! re-enrolled client is refused whatever its certificate says. The CA key signs inside the
-//! HSM; the client's own key is made at enrolment and handed to the client only (PEM), never
-//! stored. Enrolment and revocation need one officer and are audited.
+//! HSM; the client's own key is made at enrolment and handed to the client only (PEM, or a
+//! PKCS#12 bundle from [`Enrolment::pkcs12`]), never stored. Enrolment and revocation need one
+//! officer and are audited.
 
 use crate::audit::AuditRecord;
 use crate::error::{KmsError, Result};
@@ -246,8 +247,9 @@ pub struct ApiClient {
     pub enrolled_at: i64,
 }
 
-/// What enrolment hands to the client: its certificate and private key (PEM), and the CA
-/// certificate to trust the KMS by. The key is the client's alone: the KMS keeps no copy.
+/// What enrolment hands to the client: its certificate and private key (PEM, or together as
+/// a PKCS#12 bundle), and the CA certificate to trust the KMS by. The key is the client's
+/// alone: the KMS keeps no copy.
 pub struct Enrolment {
     /// The registration.
     pub client: ApiClient,
@@ -257,6 +259,26 @@ pub struct Enrolment {
     pub key_pem: Zeroizing<String>,
     /// The CA certificate, PEM.
     pub ca_pem: String,
+    certificate_der: Vec<u8>,
+    key_der: Zeroizing<Vec<u8>>,
+    ca_der: Vec<u8>,
+}
+
+impl Enrolment {
+    /// The client's identity as a PKCS#12 bundle under `password` (see [`crate::pkcs12`]): its
+    /// certificate and private key, named after the client, and the CA certificate. The bundle
+    /// is wiped when dropped.
+    pub fn pkcs12(&self, password: &str) -> Result<Zeroizing<Vec<u8>>> {
+        crate::pkcs12::encode(
+            &crate::pkcs12::Identity {
+                friendly_name: &self.client.name,
+                certificate: &self.certificate_der,
+                key: &self.key_der,
+                ca_certificate: &self.ca_der,
+            },
+            password,
+        )
+    }
 }
 
 impl fmt::Debug for Enrolment {
@@ -478,6 +500,9 @@ impl Kms {
             certificate_pem: pem("CERTIFICATE", &der),
             key_pem: Zeroizing::new(key.serialize_pem()),
             ca_pem: pem("CERTIFICATE", &ca_der),
+            certificate_der: der,
+            key_der: Zeroizing::new(key.serialize_der()),
+            ca_der,
         })
     }
 

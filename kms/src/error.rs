@@ -76,6 +76,31 @@ pub enum KmsError {
     /// A wrapped key is not of the format this provider expects.
     #[error("wrapped key: {0}")]
     MalformedKey(&'static str),
+    /// The KMS API refused or failed a request of a station or service using it
+    /// (`ykt_api::remote`): the HTTP status (0 when no answer came), the API's error code and
+    /// its message.
+    #[error("KMS API ({status} {code}): {message}")]
+    Api {
+        /// HTTP status, 0 for a transport failure.
+        status: u16,
+        /// The API's error code (`forbidden`, `not-found`, ...).
+        code: String,
+        /// What the API said.
+        message: String,
+    },
+}
+
+impl KmsError {
+    /// Whether this is a MAC, TAC or signature that does not verify (as opposed to a
+    /// failure to check it).
+    pub fn is_mismatch(&self) -> bool {
+        use ykt_crypto::CryptoError::{BadSignature, Mismatch};
+        matches!(
+            self,
+            Self::Crypto(Mismatch(_) | BadSignature)
+                | Self::Hsm(HsmError::Crypto(Mismatch(_) | BadSignature))
+        )
+    }
 }
 
 /// Result with [`KmsError`].

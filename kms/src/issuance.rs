@@ -22,7 +22,7 @@ use crate::model::{
 };
 use crate::provider::{WrappedKey, WriteKey};
 use crate::store::{Object, now_ms};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 use std::collections::BTreeMap;
@@ -52,7 +52,7 @@ pub const CARD_MASTER_TEMPLATE: &str = "external-auth";
 /// One attempt at personalising a card, as [`Kms::start_personalisation`] hands it out: the
 /// card-key acts answer only the card's current attempt, so a station whose attempt was
 /// taken over gets nothing more for its card.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// The card.
     pub serial: Serial,
@@ -61,7 +61,7 @@ pub struct Attempt {
 }
 
 /// User card or PSAM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// A holder's CPU card.
@@ -95,9 +95,24 @@ impl DeviceKind {
     }
 }
 
-/// A card or PSAM serial: 20 decimal digits, 10 bytes BCD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A card or PSAM serial: 20 decimal digits, 10 bytes BCD; serialised as its digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Serial([u8; 10]);
+
+impl From<Serial> for String {
+    fn from(serial: Serial) -> Self {
+        serial.to_string()
+    }
+}
+
+impl TryFrom<String> for Serial {
+    type Error = KmsError;
+
+    fn try_from(text: String) -> Result<Self> {
+        Self::parse(&text)
+    }
+}
 
 impl Serial {
     /// The serial of number `number` of `kind` at `school` of `region`.
@@ -144,7 +159,7 @@ impl fmt::Display for Serial {
 }
 
 /// One holder of a card batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewCard {
     /// School code.
     pub school: String,
@@ -161,13 +176,14 @@ pub struct NewCard {
 }
 
 /// What a batch is personalised with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchProfile {
     /// Profile name and version (`ykt-user-sm4@1`).
     pub name: String,
     /// SM3 digest of the profile text (hex): the batch resumes only with the same profile.
     pub digest: String,
     /// The card algorithm.
+    #[serde(with = "algorithm_by_name")]
     pub algorithm: KeyAlgorithm,
     /// The master templates whose keys the cards get; each card records their current
     /// versions at batch creation.
@@ -176,8 +192,23 @@ pub struct BatchProfile {
     pub valid_from: String,
 }
 
+/// A key algorithm by its name (`sm4`, `3des`, ...), as batch profiles travel.
+mod algorithm_by_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use ykt_hsm_sim::KeyAlgorithm;
+
+    pub fn serialize<S: Serializer>(algorithm: &KeyAlgorithm, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(algorithm.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<KeyAlgorithm, D::Error> {
+        let name = String::deserialize(d)?;
+        crate::model::algorithm_named(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A run of PSAMs for one school's terminals.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPsams {
     /// School code.
     pub school: String,
@@ -190,7 +221,7 @@ pub struct NewPsams {
 }
 
 /// A batch, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchInfo {
     /// Batch ID (`B000001`).
     pub id: String,
@@ -215,7 +246,7 @@ pub struct BatchInfo {
 }
 
 /// Where a card's personalisation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CardStatus {
     /// Serial allocated to the holder; no card touched yet.
@@ -247,10 +278,9 @@ impl CardStatus {
 }
 
 /// A user card's or PSAM's record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardRecord {
     /// The serial (20 digits).
-    #[serde(serialize_with = "serialize_display")]
     pub serial: Serial,
     /// User card or PSAM.
     pub kind: DeviceKind,
@@ -291,10 +321,6 @@ pub struct CardRecord {
     /// Whether the KMS ever made the write of the card master key over the transport key
     /// (the card may hold the card master key since).
     pub card_master_sent: bool,
-}
-
-fn serialize_display<S: serde::Serializer>(value: &Serial, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
 }
 
 impl CardRecord {

@@ -23,6 +23,7 @@ pub const KMS_SIGNER_ID: &[u8] = b"ykt-kms";
 pub struct Kms {
     store: Store,
     hsm: Arc<dyn Hsm>,
+    api_audit: audit::GroupCommit,
 }
 
 impl std::fmt::Debug for Kms {
@@ -70,7 +71,11 @@ pub struct KmsInfo {
 impl Kms {
     /// A KMS over an opened store and HSM.
     pub fn new(store: Store, hsm: Arc<dyn Hsm>) -> Self {
-        Self { store, hsm }
+        Self {
+            store,
+            hsm,
+            api_audit: audit::GroupCommit::default(),
+        }
     }
 
     /// A KMS over the store alone, for acts that use no key (listings, officers, the tree,
@@ -383,11 +388,25 @@ impl Kms {
         Ok(())
     }
 
-    /// Records an act of the API that changes nothing in the store (a clearing call): its
-    /// audit record alone, committed and checkpointed like every act.
+    /// Records an act of the API that changes nothing in the store (a signature, a clearing
+    /// call, a read): its audit record alone. Records of concurrent calls are committed
+    /// together, in one transaction with one checkpoint (a group commit); this returns
+    /// once the record is committed.
     pub async fn record_api_act(&self, record: AuditRecord) -> Result<()> {
-        let tx = self.store.begin().await?;
-        self.commit_audited(tx, record).await
+        self.api_audit
+            .record(record, || Kms::new(self.store.clone(), self.hsm.clone()))
+            .await
+    }
+
+    /// Appends `records` in one transaction, commits, and signs one checkpoint.
+    pub(crate) async fn commit_group(&self, records: &[AuditRecord]) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        for record in records {
+            audit::append(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        self.checkpoint_after_act().await;
+        Ok(())
     }
 
     /// Signs a checkpoint after a committed act, so that the chain is signed up to it. The

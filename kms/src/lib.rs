@@ -13,14 +13,18 @@ pub mod ceremony;
 pub mod ceremony_file;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod issuance;
 pub mod keys;
 pub mod kms;
 pub mod model;
 pub mod officers;
+pub mod pkcs12;
 pub mod provider;
 pub mod signing;
+pub mod station;
 pub mod store;
+pub mod tokens;
 pub mod tree;
 
 pub use error::{KmsError, Result};

@@ -288,6 +288,7 @@ impl Template {
                 &CARD_TRANSPORT_TEMPLATE,
                 &KMS_SIGNING_TEMPLATE,
                 &crate::signing::API_SIGNING_TEMPLATE,
+                &crate::signing::TOKEN_SIGNING_TEMPLATE,
             ])
             .find(|t| t.name == name)
             .copied()

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0003_api.sql"),
         postgres: include_str!("../migrations/0003_api.sql"),
     },
+    Migration {
+        version: 4,
+        name: "idempotency",
+        sqlite: include_str!("../migrations/0004_idempotency.sql"),
+        postgres: include_str!("../migrations/0004_idempotency.sql"),
+    },
 ];
 
 /// The connection pool and the backend it talks to.

@@ -1,5 +1,6 @@
 //! The API's internal CA on SQLite and PostgreSQL: client certificates checked by the OpenSSL
-//! command line (chain, role and scope, key pair), revocation through the CRL, refusals.
+//! command line (chain, role and scope, key pair), revocation through the CRL, refusals, and
+//! the PKCS#12 bundle of an enrolment read back by `openssl pkcs12`.
 
 mod support;
 
@@ -7,8 +8,12 @@ use std::process::Command;
 use support::{Fixture, creds};
 use ykt_kms::KmsError;
 use ykt_kms::ca::ClientRole;
+use ykt_kms::pkcs12;
 
-on_both_stores!(internal_ca_enrols_and_revokes_clients);
+on_both_stores!(
+    internal_ca_enrols_and_revokes_clients,
+    enrolment_bundles_as_pkcs12
+);
 
 fn openssl(args: &[&str]) -> (bool, String) {
     let output = Command::new("openssl")
@@ -182,4 +187,124 @@ async fn internal_ca_enrols_and_revokes_clients(f: Fixture) {
         assert!(entries.iter().any(|e| e.act == act), "{act}");
     }
     assert!(kms.verify_audit().await.unwrap().is_intact());
+}
+
+/// The DER contents of every PEM block in `text` with `tag` (OpenSSL's output puts bag
+/// attributes between them).
+fn pem_blocks(text: &str, tag: &str) -> Vec<Vec<u8>> {
+    let start = text.find("-----BEGIN").unwrap_or(text.len());
+    pem::parse_many(&text[start..])
+        .unwrap()
+        .into_iter()
+        .filter(|block| block.tag() == tag)
+        .map(pem::Pem::into_contents)
+        .collect()
+}
+
+async fn enrolment_bundles_as_pkcs12(f: Fixture) {
+    let kms = &f.kms;
+    let officer = &creds(&["alice"])[0];
+    kms.init_ca(&creds(&["alice", "bob", "carol"]))
+        .await
+        .unwrap();
+    let enrolment = kms
+        .enroll_client(officer, "platform-1", ClientRole::Platform, &[])
+        .await
+        .unwrap();
+    let dir = f.dir.path();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let password = pkcs12::new_password().unwrap();
+    assert_eq!(password.len(), pkcs12::PASSWORD_LENGTH);
+    assert!(
+        password
+            .bytes()
+            .all(|c| pkcs12::PASSWORD_ALPHABET.contains(&c))
+    );
+    assert_ne!(*password, *pkcs12::new_password().unwrap());
+    std::fs::write(path("p12.pass"), format!("{}\n", password.as_str())).unwrap();
+    std::fs::write(path("wrong.pass"), "not-the-password\n").unwrap();
+    std::fs::write(path("platform-1.p12"), enrolment.pkcs12(&password).unwrap()).unwrap();
+    std::fs::write(path("platform-1.pem"), &enrolment.certificate_pem).unwrap();
+    let pass = format!("file:{}", path("p12.pass"));
+    let bundle = path("platform-1.p12");
+
+    // The profile: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC for the certificates and
+    // the key, an HMAC-SHA256 MAC, every derivation at the documented count.
+    let (ok, text) = openssl(&[
+        "pkcs12", "-in", &bundle, "-passin", &pass, "-info", "-noout",
+    ]);
+    assert!(ok, "{text}");
+    let iterations = pkcs12::ITERATIONS.get();
+    assert!(
+        text.contains(&format!(
+            "MAC: sha256, Iteration {iterations}\nMAC length: 32, salt length: 16"
+        )),
+        "{text}"
+    );
+    let scheme = format!("PBES2, PBKDF2, AES-256-CBC, Iteration {iterations}, PRF hmacWithSHA256");
+    assert!(
+        text.contains(&format!("PKCS7 Encrypted data: {scheme}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Shrouded Keybag: {scheme}")),
+        "{text}"
+    );
+
+    // The certificates: the client's, named after it and paired with the key by the SHA-256
+    // of the certificate, and the CA's.
+    let (ok, text) = openssl(&[
+        "pkcs12", "-in", &bundle, "-passin", &pass, "-nokeys", "-clcerts",
+    ]);
+    assert!(ok, "{text}");
+    let client_certificate = pem::parse(&enrolment.certificate_pem).unwrap();
+    assert_eq!(
+        pem_blocks(&text, "CERTIFICATE"),
+        [client_certificate.contents().to_vec()]
+    );
+    assert!(text.contains("friendlyName: platform-1"), "{text}");
+    let local_key_id = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("localKeyID: "))
+        .unwrap()
+        .replace(' ', "");
+    assert_eq!(local_key_id, enrolment.client.fingerprint);
+    let (ok, text) = openssl(&[
+        "pkcs12", "-in", &bundle, "-passin", &pass, "-nokeys", "-cacerts",
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        pem_blocks(&text, "CERTIFICATE"),
+        [pem::parse(&enrolment.ca_pem).unwrap().into_contents()]
+    );
+
+    // The key: the certificate's, under the same name and local key ID.
+    let (ok, text) = openssl(&[
+        "pkcs12", "-in", &bundle, "-passin", &pass, "-nocerts", "-nodes",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("friendlyName: platform-1"), "{text}");
+    let key = pem_blocks(&text, "PRIVATE KEY");
+    assert_eq!(key.len(), 1, "{text}");
+    std::fs::write(
+        path("extracted.key"),
+        pem::encode(&pem::Pem::new("PRIVATE KEY", key[0].clone())),
+    )
+    .unwrap();
+    let (_, from_cert) = openssl(&["x509", "-in", &path("platform-1.pem"), "-noout", "-pubkey"]);
+    let (ok, from_key) = openssl(&["pkey", "-in", &path("extracted.key"), "-pubout"]);
+    assert!(ok && from_cert == from_key, "{from_cert} {from_key}");
+    std::fs::remove_file(path("extracted.key")).unwrap();
+
+    // A wrong password is refused; so is making a bundle under an empty one.
+    let wrong = format!("file:{}", path("wrong.pass"));
+    let (ok, text) = openssl(&[
+        "pkcs12", "-in", &bundle, "-passin", &wrong, "-info", "-noout",
+    ]);
+    assert!(!ok && text.contains("invalid password"), "{text}");
+    assert!(matches!(
+        enrolment.pkcs12(""),
+        Err(KmsError::InvalidInput { .. })
+    ));
+    assert!(pkcs12::check_password("a\0b").is_err());
 }

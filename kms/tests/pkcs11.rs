@@ -500,6 +500,33 @@ fn openssl_verifies(dir: &Path, pem: &str, signature: &Signature, message: &[u8]
     output.status.success() && String::from_utf8_lossy(&output.stdout).contains("Verified OK")
 }
 
+/// `openssl pkeyutl -verify` of a DER signature over a SHA-256 `digest`, which OpenSSL takes as
+/// it is (no hashing).
+fn openssl_verifies_digest(
+    dir: &Path,
+    pem: &str,
+    signature: &Signature,
+    digest: &[u8; 32],
+) -> bool {
+    let public = dir.join("pub.pem");
+    let sig = dir.join("sig.der");
+    let input = dir.join("digest.bin");
+    std::fs::write(&public, pem).unwrap();
+    std::fs::write(&sig, signature.to_der()).unwrap();
+    std::fs::write(&input, digest).unwrap();
+    let output = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(&public)
+        .arg("-in")
+        .arg(&input)
+        .arg("-sigfile")
+        .arg(&sig)
+        .output()
+        .expect("openssl on PATH");
+    output.status.success()
+        && String::from_utf8_lossy(&output.stdout).contains("Signature Verified Successfully")
+}
+
 #[test]
 fn p256_signatures_verify_with_ykt_crypto_and_openssl() {
     let Some(hsm) = hsm() else { return };
@@ -522,8 +549,25 @@ fn p256_signatures_verify_with_ykt_crypto_and_openssl() {
         let tampered = [message, b"!"].concat();
         assert!(public.verify(&tampered, &signature).is_err());
         assert!(!openssl_verifies(&dir, &pem, &signature, &tampered));
+
+        // Over a digest computed here: verifies as the message, and as the digest with
+        // OpenSSL taking the digest as it is.
+        let digest = ykt_crypto::p256::sha256(message);
+        let signature = hsm
+            .sign(&generated.key, SignInput::P256Digest { digest: &digest })
+            .unwrap();
+        assert!(public.verify(message, &signature).is_ok());
+        assert!(openssl_verifies(&dir, &pem, &signature, message));
+        assert!(openssl_verifies_digest(&dir, &pem, &signature, &digest));
+        let other = ykt_crypto::p256::sha256(&tampered);
+        assert!(public.verify(&tampered, &signature).is_err());
+        assert!(!openssl_verifies_digest(&dir, &pem, &signature, &other));
     }
     std::fs::remove_dir_all(&dir).ok();
+    is_unsupported(
+        hsm.sign(&generated.key, SignInput::Sm2Digest { e: &[0x5A; 32] }),
+        "SM2 signatures",
+    );
     is_unsupported(
         hsm.sign(
             &generated.key,
@@ -620,6 +664,13 @@ fn destroyed_keys_are_gone_from_the_token_and_refused() {
         hsm.public_key(&pair).map(|_| ()),
         hsm.sign(&pair, SignInput::P256 { message: b"m" })
             .map(|_| ()),
+        hsm.sign(
+            &pair,
+            SignInput::P256Digest {
+                digest: &[0x5A; 32],
+            },
+        )
+        .map(|_| ()),
     ] {
         assert!(
             matches!(

@@ -1,19 +1,27 @@
 //! The KMS on a simulator reached over the host protocol (127.0.0.1): the same answers as the
 //! in-process provider, refusals for what must not cross the link, and a whole KMS running on
-//! it. TACs are computed independently with `ykt-crypto` from a known master.
+//! it. TACs are computed independently with `ykt-crypto` from a known master; signatures over
+//! digests computed by the caller are also checked with gmssl and Python `cryptography`
+//! (`test-vectors/oracle/oracle.py`).
 
 mod support;
 
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use support::{OFFICERS, QUORUM, TempDir, creds, new_hsm};
+use ykt_crypto::p256::{P256PublicKey, sha256};
+use ykt_crypto::sm2::{DEFAULT_ID, Sm2PublicKey};
 use ykt_crypto::{Kcv, KcvMethod, Profile, Purchase, SymmetricAlgorithm, SymmetricKey};
-use ykt_hsm_sim::host::{ClientRegistry, HostServer};
+use ykt_hsm_sim::host::{ClientRegistry, HostError, HostServer, Status};
 use ykt_hsm_sim::{
-    Exportability, KeyAlgorithm, KeyAttributes, KeyComponent, KeyUsage, Modes, TacCheck,
+    Exportability, HsmError, KeyAlgorithm, KeyAttributes, KeyComponent, KeyUsage, Modes, TacCheck,
 };
 use ykt_kms::model::{MASTER_TEMPLATES, SchoolCode, Scope, TRANSPORT_TEMPLATE};
 use ykt_kms::provider::remote::RemoteConfig;
-use ykt_kms::provider::{Hsm, LocalHsm, RemoteHsm, SignInput};
+use ykt_kms::provider::{Closed, Hsm, LocalHsm, RemoteHsm, SignInput};
 use ykt_kms::{Credential, InitRequest, Kms, KmsError, NewOfficer, Store};
 use zeroize::Zeroizing;
 
@@ -248,4 +256,159 @@ async fn a_whole_kms_runs_on_a_remote_hsm() {
     let report = kms.verify_audit().await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert!(report.checkpoints >= 12);
+}
+
+/// The Python with the oracle's requirements: `YKT_PYTHON`, else the workspace's `.venv`.
+/// Missing, the test fails: the cross-checks are never skipped.
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("YKT_PYTHON") {
+        return python.into();
+    }
+    let venv = workspace().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run ./scripts/test (it creates .venv) or set YKT_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+}
+
+/// Sends `requests` to `test-vectors/oracle/oracle.py` as one batch; one answer per request.
+fn oracle(requests: &[Value]) -> Vec<Value> {
+    let script = workspace().join("test-vectors/oracle/oracle.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the oracle {}: {e}", script.display()));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(&serde_json::to_vec(requests).unwrap())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answers.len(), requests.len());
+    answers
+}
+
+/// A refusal by the key's attributes, from the in-process engine or over the link.
+fn forbidden<T: std::fmt::Debug>(result: ykt_kms::Result<T>) {
+    assert!(
+        matches!(
+            &result,
+            Err(KmsError::Hsm(HsmError::Forbidden { .. }))
+                | Err(KmsError::Host(HostError::Refused {
+                    status: Status::Forbidden,
+                    ..
+                }))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn digest_signatures_verify_as_message_signatures() {
+    let dir = TempDir::new("remote-digest");
+    let local = new_hsm(dir.path());
+    let (_server, remote) = serve(&local);
+    let signing = |algorithm| {
+        KeyAttributes::new(
+            KeyUsage::Signature,
+            algorithm,
+            Modes::SIGN,
+            Exportability::None,
+            1,
+        )
+        .unwrap()
+    };
+    let id = b"platform-clearing@ykt";
+    let message = b"clearing batch 2026-05-01 #17";
+    // Each oracle request with the verdict it must give.
+    let mut checks: Vec<(Value, bool)> = Vec::new();
+    let providers: [(&str, &dyn Hsm); 2] = [("in-process", &*local), ("remote", &remote)];
+    for (name, hsm) in providers {
+        // SM2: the caller computes e = SM3(ZA || M) for the ID; the signature verifies over
+        // the message by that ID, and by no other.
+        let sm2 = hsm.generate_key(signing(KeyAlgorithm::Sm2)).unwrap().key;
+        let point = hsm.public_key(&sm2).unwrap();
+        let public = Sm2PublicKey::from_sec1(&point).unwrap();
+        let e = public.digest(id, message).unwrap();
+        let signature = hsm.sign(&sm2, SignInput::Sm2Digest { e: &e }).unwrap();
+        public.verify(id, message, &signature).unwrap();
+        assert!(
+            public.verify(DEFAULT_ID, message, &signature).is_err(),
+            "{name}"
+        );
+        assert!(
+            public.verify(id, b"clearing batch", &signature).is_err(),
+            "{name}"
+        );
+        let sm2_check = |signer: &[u8], signed: &[u8]| {
+            json!({"op": "sm2_verify", "pub": hex::encode(point), "id": hex::encode(signer),
+                   "msg": hex::encode(signed), "sig": hex::encode(signature.to_raw())})
+        };
+        checks.push((sm2_check(id, message), true));
+        checks.push((sm2_check(DEFAULT_ID, message), false));
+        checks.push((sm2_check(id, b"clearing batch"), false));
+
+        // P-256: the caller computes SHA-256(M); the signature verifies over M.
+        let p256 = hsm.generate_key(signing(KeyAlgorithm::P256)).unwrap().key;
+        let point = hsm.public_key(&p256).unwrap();
+        let public = P256PublicKey::from_sec1(&point).unwrap();
+        let digest = sha256(message);
+        let signature = hsm
+            .sign(&p256, SignInput::P256Digest { digest: &digest })
+            .unwrap();
+        public.verify(message, &signature).unwrap();
+        assert!(
+            public.verify(b"clearing batch", &signature).is_err(),
+            "{name}"
+        );
+        let p256_check = |signed: &[u8; 32]| {
+            json!({"op": "p256_verify", "pub": hex::encode(point), "digest": hex::encode(signed),
+                   "sig": hex::encode(signature.to_raw())})
+        };
+        checks.push((p256_check(&digest), true));
+        checks.push((p256_check(&sha256(b"clearing batch")), false));
+        checks.push((
+            json!({"op": "p256_verify", "pub": hex::encode(point), "msg": hex::encode(message),
+                   "sig": hex::encode(signature.to_raw())}),
+            true,
+        ));
+
+        // The same key checks as the message forms: only the key's own algorithm signs.
+        forbidden(hsm.sign(&p256, SignInput::Sm2Digest { e: &e }));
+        forbidden(hsm.sign(&sm2, SignInput::P256Digest { digest: &digest }));
+    }
+    let requests: Vec<Value> = checks.iter().map(|(request, _)| request.clone()).collect();
+    for ((request, expected), answer) in checks.iter().zip(oracle(&requests)) {
+        assert_eq!(answer["ok"], json!(expected), "{request} -> {answer}");
+    }
+
+    // No HSM: refused.
+    let key = local.generate_key(signing(KeyAlgorithm::P256)).unwrap().key;
+    for input in [
+        SignInput::P256Digest { digest: &[7; 32] },
+        SignInput::Sm2Digest { e: &[7; 32] },
+    ] {
+        assert!(matches!(
+            Closed.sign(&key, input),
+            Err(KmsError::Unsupported { .. })
+        ));
+    }
 }

@@ -266,10 +266,26 @@ def op_sm2_sign(req):
     return {"pub": "04" + context.public_key.upper(), "sig": signature.upper()}
 
 
+def sm2_za(uid, public):
+    """ZA = SM3(ENTL || ID || a || b || xG || yG || xA || yA) (GB/T 32918.2 clause 5.5), for the
+    x||y hex of the public key; ENTL is the bit length of the ID in two bytes."""
+    table = sm2.default_ecc_table
+    curve = bytes.fromhex(table["a"] + table["b"] + table["g"] + public)
+    data = (8 * len(uid)).to_bytes(2, "big") + uid + curve
+    return bytes.fromhex(sm3.sm3_hash(list(data)))
+
+
 def op_sm2_verify(req):
-    """Verifies a raw r||s signature by the default distinguishing identifier."""
-    context = sm2_context("", sm2_public(req))
-    return {"ok": bool(context.verify_with_sm3(req["sig"].lower(), param(req, "msg")))}
+    """Verifies a raw r||s signature over "msg" by the signer "id" (hex), or by the default
+    distinguishing identifier when there is no "id". With an ID, e = SM3(ZA || M) is computed
+    here and gmssl verifies over e (its verify_with_sm3 knows only the default ID)."""
+    public = sm2_public(req)
+    context = sm2_context("", public)
+    signature, message = req["sig"].lower(), param(req, "msg")
+    if "id" not in req:
+        return {"ok": bool(context.verify_with_sm3(signature, message))}
+    e = bytes.fromhex(sm3.sm3_hash(list(sm2_za(param(req, "id"), public) + message)))
+    return {"ok": bool(context.verify(signature, e))}
 
 
 def op_sm2_encrypt(req):
@@ -309,7 +325,8 @@ def op_p256_sign(req):
 
 
 def op_p256_verify(req):
-    """Verifies a raw r||s ("sig") or DER ("der") signature."""
+    """Verifies a raw r||s ("sig") or DER ("der") signature over "msg", or over a SHA-256
+    "digest" computed by the caller."""
     public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), param(req, "pub"))
     if "der" in req:
         der = param(req, "der")
@@ -317,8 +334,12 @@ def op_p256_verify(req):
         raw = param(req, "sig")
         r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
         der = utils.encode_dss_signature(r, s)
+    if "digest" in req:
+        signed, algorithm = param(req, "digest"), ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+    else:
+        signed, algorithm = param(req, "msg"), ec.ECDSA(hashes.SHA256())
     try:
-        public.verify(der, param(req, "msg"), ec.ECDSA(hashes.SHA256()))
+        public.verify(der, signed, algorithm)
         return {"ok": True}
     except InvalidSignature:
         return {"ok": False}

@@ -1,7 +1,9 @@
 //! `ykt bench`: single-thread throughput measurements of ykt's hot paths, compared with
 //! OpenSSL on the same machine and with the project's performance goals, of the terminal's
-//! card transactions, and of the KMS's HSM operations through each provider.
+//! card transactions, of the KMS's HSM operations through each provider, and of the KMS API
+//! under concurrent load.
 
+mod api;
 mod card;
 mod crypto;
 mod issue;
@@ -27,6 +29,10 @@ pub enum BenchCommand {
     /// Issuing through a lab KMS: user cards and PSAMs per minute and APDUs per card, in
     /// process and (with `--pcsc`) through pcscd from a card feeder on vpcd.
     Issue(issue::IssueArgs),
+    /// The KMS API under load, served in process on 127.0.0.1: P-256 and SM2 signing and TAC
+    /// verification from concurrent clients over kept-alive and new connections, or (with
+    /// `--soak`) a mixed load with the process's memory sampled.
+    Api(api::ApiArgs),
 }
 
 impl BenchCommand {
@@ -37,6 +43,7 @@ impl BenchCommand {
             Self::Card(args) => args.run(),
             Self::Kms(args) => args.run(),
             Self::Issue(args) => args.run(),
+            Self::Api(args) => args.run(),
         }
     }
 }

@@ -18,6 +18,12 @@ pub struct ServeArgs {
     /// [default: the listening address].
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
+    /// Requests per second each client may make, sustained (token bucket).
+    #[arg(long, value_name = "N", default_value_t = ykt_api::server::RateLimit::default().per_second)]
+    rate_limit: f64,
+    /// Requests each client may make at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = ykt_api::server::RateLimit::default().burst)]
+    burst: f64,
 }
 
 impl ServeArgs {
@@ -30,7 +36,18 @@ impl ServeArgs {
             self.hosts
         };
         context.block_on(async {
-            let server = ykt_api::Server::bind(kms, self.listen, hosts.clone()).await?;
+            if !(self.rate_limit > 0.0 && self.burst >= 1.0) {
+                return Err(CliError::Input {
+                    arg: "--rate-limit",
+                    reason: "the rate must be above 0 and the burst at least 1".into(),
+                });
+            }
+            let server = ykt_api::Server::bind(kms, self.listen, hosts.clone())
+                .await?
+                .with_rate_limit(ykt_api::server::RateLimit {
+                    per_second: self.rate_limit,
+                    burst: self.burst,
+                });
             let address = server.local_addr()?;
             eprintln!("ykt: serving the KMS API at https://{address}; stop with Ctrl-C");
             server.serve(stopped()).await?;

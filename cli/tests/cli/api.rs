@@ -53,6 +53,100 @@ fn purchase_records_are_cleared_over_mutual_tls() {
             ceremony_arg,
         ]);
     }
+    // Each enrolment also wrote its PKCS#12 bundle and, no password file given, a fresh
+    // passphrase beside it, both mode 0600; with `--p12-password-file` the bundle is under that
+    // file's first line and no passphrase file is written. OpenSSL reads each bundle: the
+    // OpenSSL 3 profile, the certificate of NAME.pem, a key of the certificate's public key.
+    let password_file = dir.join("p12-password.txt");
+    std::fs::write(&password_file, "a chosen bundle password\nsecond line\n").unwrap();
+    let enrolled = ykt_json(&[
+        "client",
+        "enroll",
+        "audit-2",
+        "--role",
+        "auditor",
+        "--out",
+        clients.to_str().unwrap(),
+        "--p12-password-file",
+        password_file.to_str().unwrap(),
+        "--officer",
+        "zhang",
+        "--data-dir",
+        data_arg,
+        "--components-from",
+        ceremony_arg,
+    ]);
+    let bundle_of = |name: &str| clients.join(format!("{name}.p12"));
+    assert_eq!(
+        enrolled["pkcs12"].as_str(),
+        bundle_of("audit-2").to_str(),
+        "{enrolled}"
+    );
+    assert_eq!(
+        enrolled["pkcs12_password"].as_str(),
+        password_file.to_str(),
+        "{enrolled}"
+    );
+    assert!(!clients.join("audit-2.p12.pass").exists());
+    let chosen = dir.join("p12-password-first-line.txt");
+    std::fs::write(&chosen, "a chosen bundle password\n").unwrap();
+    for (name, pass) in [
+        ("platform-1", clients.join("platform-1.p12.pass")),
+        ("audit-1", clients.join("audit-1.p12.pass")),
+        ("audit-2", chosen),
+    ] {
+        let bundle = bundle_of(name);
+        let bundle = bundle.to_str().unwrap();
+        assert_eq!(file_mode(bundle), 0o600, "{bundle}");
+        if name != "audit-2" {
+            assert_eq!(file_mode(pass.to_str().unwrap()), 0o600);
+            let passphrase = std::fs::read_to_string(&pass).unwrap();
+            assert_eq!(passphrase.trim_end().len(), 24, "{name}");
+        }
+        let passin = format!("file:{}", pass.display());
+        let (ok, text) = openssl(&[
+            "pkcs12", "-in", bundle, "-passin", &passin, "-info", "-noout",
+        ]);
+        assert!(ok, "{text}");
+        let iterations = ykt_kms::pkcs12::ITERATIONS;
+        assert!(
+            text.contains(&format!("MAC: sha256, Iteration {iterations}")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration {iterations}, \
+                 PRF hmacWithSHA256"
+            )),
+            "{text}"
+        );
+        let extracted = dir.join(format!("{name}-from-p12.pem"));
+        let extracted = extracted.to_str().unwrap();
+        let (ok, text) = openssl(&[
+            "pkcs12", "-in", bundle, "-passin", &passin, "-nodes", "-out", extracted,
+        ]);
+        assert!(ok, "{text}");
+        let cert = clients.join(format!("{name}.pem"));
+        let cert = cert.to_str().unwrap();
+        let fingerprint =
+            |file: &str| openssl(&["x509", "-in", file, "-noout", "-fingerprint", "-sha256"]);
+        assert_eq!(fingerprint(extracted), fingerprint(cert));
+        let (_, from_cert) = openssl(&["x509", "-in", cert, "-noout", "-pubkey"]);
+        let (ok, from_key) = openssl(&["pkey", "-in", extracted, "-pubout"]);
+        assert!(ok && from_cert == from_key, "{from_cert} {from_key}");
+        std::fs::remove_file(extracted).unwrap();
+        let (ok, text) = openssl(&[
+            "pkcs12",
+            "-in",
+            bundle,
+            "-passin",
+            "pass:wrong",
+            "-info",
+            "-noout",
+        ]);
+        assert!(!ok && text.contains("invalid password"), "{text}");
+    }
+
     let port = 20_000 + std::process::id() % 20_000;
     let listen = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_ykt"))
@@ -114,6 +208,21 @@ fn purchase_records_are_cleared_over_mutual_tls() {
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["valid"], 20, "{answer}");
+    // The PKCS#12 bundle logs in as well as the PEM pair.
+    let passphrase = std::fs::read_to_string(clients.join("platform-1.p12.pass")).unwrap();
+    let bundle = format!(
+        "{}:{}",
+        clients.join("platform-1.p12").display(),
+        passphrase.trim_end()
+    );
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert", ca.to_str().unwrap()])
+        .args(["--cert-type", "P12", "--cert", &bundle])
+        .arg(format!("https://{listen}/v1/whoami"))
+        .output()
+        .unwrap();
+    let whoami: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(whoami["name"], "platform-1", "{whoami}");
 
     let mut forged: Vec<u8> = hex::decode(&records[3]).unwrap();
     forged[14] ^= 0x01;
@@ -156,4 +265,18 @@ fn purchase_records_are_cleared_over_mutual_tls() {
     let export = ykt(&["audit", "export", "--data-dir", data_arg]).stdout;
     assert!(export.contains("\"act\":\"api.tac-verify\""));
     drop(std::fs::remove_dir_all(&dir));
+}
+
+/// Runs `openssl ARGS...`: whether it succeeded, and what it printed on both streams.
+fn openssl(args: &[&str]) -> (bool, String) {
+    let output = Command::new("openssl").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// The permission bits of a file.
+fn file_mode(path: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -10,21 +10,24 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(test: &str) -> Self {
+    /// A fresh directory for `test`.
+    pub(crate) fn new(test: &str) -> Self {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("issue-{test}-{}", std::process::id()));
         drop(std::fs::remove_dir_all(&dir));
         Self(dir)
     }
 
-    fn path(&self) -> &Path {
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
-    fn arg(&self) -> &str {
+    /// The directory as an argument.
+    pub(crate) fn arg(&self) -> &str {
         self.0.to_str().expect("UTF-8 path")
     }
 }
@@ -35,8 +38,11 @@ impl Drop for Scratch {
     }
 }
 
+/// The first lab school.
+pub(crate) const SCHOOL: &str = "2133010601";
+
 /// Runs the demo into `dir` and returns its report.
-fn demo(dir: &Scratch) -> Value {
+pub(crate) fn demo(dir: &Scratch) -> Value {
     ykt_json(&["demo", "--data-dir", dir.arg()])
 }
 
@@ -47,12 +53,12 @@ fn id_number(n: usize) -> String {
     format!("{first17}{check}")
 }
 
-/// A roster of `count` students of the first lab school, numbers from `first`.
-fn roster(dir: &Path, name: &str, first: usize, count: usize) -> PathBuf {
+/// A roster of `count` students of `school`, numbers from `first`.
+pub(crate) fn roster(dir: &Path, name: &str, school: &str, first: usize, count: usize) -> PathBuf {
     let mut text = String::from("name,number,id_number,card_type,school\n");
     for n in first..first + count {
         text.push_str(&format!(
-            "Student {n},K{n:05},{},student,2133010601\n",
+            "Student {n},K{n:05},{},student,{school}\n",
             id_number(n)
         ));
     }
@@ -188,7 +194,7 @@ fn bad_rosters_and_profiles_are_refused_with_their_rows_and_fields_before_any_ca
         "{}",
         run.stderr
     );
-    let good = roster(dir.path(), "good.csv", 1, 2);
+    let good = roster(dir.path(), "good.csv", SCHOOL, 1, 2);
     let run = ykt(&[
         "issue",
         "batch",
@@ -258,7 +264,7 @@ fn a_batch_killed_at_random_moments_resumes_to_every_card_issued_once() {
     let mut rng = Rng(seed);
     let dir = Scratch::new("kill");
     demo(&dir);
-    let roster = roster(dir.path(), "roster.csv", 100, 40);
+    let roster = roster(dir.path(), "roster.csv", SCHOOL, 100, 40);
     let batch_args = [
         "issue",
         "batch",

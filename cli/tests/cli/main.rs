@@ -13,5 +13,6 @@ mod issue;
 mod kms;
 mod lab;
 mod pcsc_e2e;
+mod remote;
 mod script;
 mod support;

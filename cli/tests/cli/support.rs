@@ -59,3 +59,72 @@ pub fn vector_file(file: &str) -> VectorFile {
 pub fn field<'a>(vector: &Vector<'a>, name: &str) -> &'a str {
     vector.str(name).expect("vector field")
 }
+
+/// The lab officers zhang and li (the lab quorum) as a `--components-from` file in `dir`.
+pub fn lab_officers_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("officers.toml");
+    std::fs::write(
+        &path,
+        "[[officer]]\nname = \"zhang\"\npassword = \"zhang-lab-passphrase\"\n\n\
+         [[officer]]\nname = \"li\"\npassword = \"li-lab-passphrase\"\n",
+    )
+    .expect("write the officers file");
+    path
+}
+
+/// `ykt kms serve` on a data directory, on a free port of 127.0.0.1; stopped with SIGTERM
+/// when dropped.
+pub struct Served {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl Served {
+    /// Serves `data_dir` and waits until the port accepts connections.
+    pub fn start(data_dir: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_ykt"))
+            .args(["kms", "serve", "--data-dir", data_dir, "--listen", &address])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start ykt kms serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ykt kms serve did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, address }
+    }
+
+    /// Stops the server with SIGTERM and expects a clean exit.
+    pub fn stop(mut self) {
+        self.terminate();
+        let status = self.child.wait().expect("wait for ykt kms serve");
+        assert!(status.success(), "ykt kms serve ended with {status}");
+    }
+
+    fn terminate(&self) {
+        drop(
+            Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status(),
+        );
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.terminate();
+        drop(self.child.wait());
+    }
+}

@@ -117,7 +117,9 @@ impl Sm2PublicKey {
         za_with_curve(id, &curve, &point[1..33], &point[33..])
     }
 
-    /// The signed digest `e = SM3(ZA || message)`.
+    /// The signed digest `e = SM3(ZA || message)` (GB/T 32918.2 steps A1–A2), as
+    /// [`Sm2PrivateKey::sign_digest`] and [`Sm2PublicKey::verify_digest`] take it: what a
+    /// caller computes to have a message signed by an HSM that is sent only the digest.
     pub fn digest(&self, id: &[u8], message: &[u8]) -> Result<[u8; 32]> {
         let mut h = sm3::Sm3::new();
         h.update(self.za(id)?);

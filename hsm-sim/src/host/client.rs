@@ -276,22 +276,46 @@ impl HostClient {
         id: &[u8],
         message: &[u8],
     ) -> Result<Signature, HostError> {
-        match self.call(Request::SignSm2 {
+        self.signature(Request::SignSm2 {
             key: key.clone(),
             id: id.to_vec(),
             message: message.to_vec(),
-        })? {
-            Response::Signature(signature) => Ok(signature),
-            _ => Err(unexpected()),
-        }
+        })
+    }
+
+    /// [`Hsm::sign_sm2_digest`](crate::Hsm::sign_sm2_digest): `e = SM3(ZA || M)` computed by
+    /// the caller.
+    pub fn sign_sm2_digest(&mut self, key: &KeyBlob, e: &[u8; 32]) -> Result<Signature, HostError> {
+        self.signature(Request::SignSm2Digest {
+            key: key.clone(),
+            e: *e,
+        })
     }
 
     /// [`Hsm::sign_p256`](crate::Hsm::sign_p256) (message at most 65,535 bytes).
     pub fn sign_p256(&mut self, key: &KeyBlob, message: &[u8]) -> Result<Signature, HostError> {
-        match self.call(Request::SignP256 {
+        self.signature(Request::SignP256 {
             key: key.clone(),
             message: message.to_vec(),
-        })? {
+        })
+    }
+
+    /// [`Hsm::sign_p256_digest`](crate::Hsm::sign_p256_digest): the SHA-256 digest computed by
+    /// the caller.
+    pub fn sign_p256_digest(
+        &mut self,
+        key: &KeyBlob,
+        digest: &[u8; 32],
+    ) -> Result<Signature, HostError> {
+        self.signature(Request::SignP256Digest {
+            key: key.clone(),
+            digest: *digest,
+        })
+    }
+
+    /// Sends a signing request and takes the signature from its response.
+    fn signature(&mut self, request: Request) -> Result<Signature, HostError> {
+        match self.call(request)? {
             Response::Signature(signature) => Ok(signature),
             _ => Err(unexpected()),
         }

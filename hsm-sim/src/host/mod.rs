@@ -42,6 +42,11 @@
 //! | 40   | SIGN SM2       | blob ‖ ID `var` ‖ message `var`                         | r 32 ‖ s 32                            |
 //! | 41   | SIGN P-256     | blob ‖ message `var`                                    | r 32 ‖ s 32                            |
 //! | 42   | PUBLIC KEY     | blob                                                    | public key 65 (`04 ‖ x ‖ y`)           |
+//! | 43   | SIGN SM2 DIGEST| blob ‖ e `var` (32 bytes: `SM3(ZA ‖ M)` by the caller)   | r 32 ‖ s 32                            |
+//! | 44   | SIGN P-256 DIGEST | blob ‖ digest `var` (32 bytes: SHA-256 of the message) | r 32 ‖ s 32                          |
+//!
+//! A digest field of 43 and 44 that does not hold 32 bytes keeps the grammar and is refused with
+//! status 1D, its message naming the field and the length given.
 //!
 //! Status codes ([`Status`]): 00 ok; 10–25 one per [`HsmError`](crate::HsmError) kind (1E: a
 //! MAC1 or TAC that does not verify; 22: a key destroyed in the HSM); 80 malformed frame, 81 unknown command, 82 frame too
@@ -76,8 +81,8 @@ pub mod server;
 pub use auth::ClientRegistry;
 pub use client::HostClient;
 pub use protocol::{
-    CheckValue, Command, MAX_BATCH, MAX_FRAME, ProtocolError, RemoteKeyCheck, Request, Response,
-    Status, TacRecord, decode_request,
+    CheckValue, Command, DIGEST_LEN, MAX_BATCH, MAX_FRAME, ProtocolError, RemoteKeyCheck, Request,
+    Response, Status, TacRecord, decode_request,
 };
 pub use server::{HostServer, Limits};
 

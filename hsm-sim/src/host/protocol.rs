@@ -18,6 +18,8 @@ pub const MAX_FRAME: usize = 1 << 20;
 pub const MAX_BATCH: usize = 10_000;
 /// Length of the client nonce, server challenge and both proofs of the handshake.
 pub const AUTH_LEN: usize = 32;
+/// Length of the digest field of the digest-signing commands (SM3 or SHA-256).
+pub const DIGEST_LEN: usize = 32;
 
 /// Command codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,10 +61,14 @@ pub enum Command {
     SignP256 = 0x41,
     /// Public key of an SM2 or P-256 key. Code 42.
     PublicKey = 0x42,
+    /// SM2 signature over a digest `e = SM3(ZA || M)` computed by the caller. Code 43.
+    SignSm2Digest = 0x43,
+    /// ECDSA P-256 signature over a SHA-256 digest computed by the caller. Code 44.
+    SignP256Digest = 0x44,
 }
 
 impl Command {
-    const ALL: [Self; 18] = [
+    const ALL: [Self; 20] = [
         Self::Hello,
         Self::Auth,
         Self::Random,
@@ -81,6 +87,8 @@ impl Command {
         Self::SignSm2,
         Self::SignP256,
         Self::PublicKey,
+        Self::SignSm2Digest,
+        Self::SignP256Digest,
     ];
 
     /// The command with this code.
@@ -434,6 +442,20 @@ pub enum Request {
         /// The SM2 or P-256 key.
         key: KeyBlob,
     },
+    /// [`Hsm::sign_sm2_digest`](crate::Hsm::sign_sm2_digest).
+    SignSm2Digest {
+        /// The SM2 key.
+        key: KeyBlob,
+        /// `e = SM3(ZA || M)`, computed by the caller.
+        e: [u8; DIGEST_LEN],
+    },
+    /// [`Hsm::sign_p256_digest`](crate::Hsm::sign_p256_digest).
+    SignP256Digest {
+        /// The P-256 key.
+        key: KeyBlob,
+        /// SHA-256 of the message, computed by the caller.
+        digest: [u8; DIGEST_LEN],
+    },
 }
 
 /// A check value as it crosses the wire: method and bytes.
@@ -545,6 +567,22 @@ fn read_key_block(r: &mut Reader<'_>) -> Result<Result<KeyBlock, HsmError>, Prot
     Ok(std::str::from_utf8(r.var()?)
         .map_err(|_| HsmError::MalformedKeyBlock("a key block is ASCII text"))
         .and_then(KeyBlock::parse))
+}
+
+/// A digest field: a `var` that must hold [`DIGEST_LEN`] bytes. Another length keeps the
+/// grammar and is an [`HsmError::Crypto`] with [`CryptoError::FieldLength`] naming `field`.
+fn read_digest(
+    r: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<Result<[u8; DIGEST_LEN], HsmError>, ProtocolError> {
+    let bytes = r.var()?;
+    Ok(bytes.try_into().map_err(|_| {
+        HsmError::Crypto(CryptoError::FieldLength {
+            field,
+            expected: "32 bytes",
+            actual: bytes.len(),
+        })
+    }))
 }
 
 fn read_factors(r: &mut Reader<'_>) -> Result<Vec<[u8; 8]>, ProtocolError> {
@@ -823,6 +861,22 @@ fn decode_fields(command: Command, r: &mut Reader<'_>) -> Result<Decoded, Protoc
             Ok(key) => Request::PublicKey { key },
             Err(e) => return Ok(Err(e)),
         },
+        Command::SignSm2Digest => {
+            let key = read_blob(r)?;
+            let e = read_digest(r, "SM2 digest e")?;
+            match (key, e) {
+                (Ok(key), Ok(e)) => Request::SignSm2Digest { key, e },
+                (Err(error), _) | (_, Err(error)) => return Ok(Err(error)),
+            }
+        }
+        Command::SignP256Digest => {
+            let key = read_blob(r)?;
+            let digest = read_digest(r, "SHA-256 digest")?;
+            match (key, digest) {
+                (Ok(key), Ok(digest)) => Request::SignP256Digest { key, digest },
+                (Err(error), _) | (_, Err(error)) => return Ok(Err(error)),
+            }
+        }
     }))
 }
 
@@ -848,6 +902,8 @@ impl Request {
             Self::SignSm2 { .. } => Command::SignSm2,
             Self::SignP256 { .. } => Command::SignP256,
             Self::PublicKey { .. } => Command::PublicKey,
+            Self::SignSm2Digest { .. } => Command::SignSm2Digest,
+            Self::SignP256Digest { .. } => Command::SignP256Digest,
         }
     }
 
@@ -961,6 +1017,9 @@ impl Request {
             }
             Self::PublicKey { key } => {
                 w.var(key.as_bytes())?;
+            }
+            Self::SignSm2Digest { key, e: digest } | Self::SignP256Digest { key, digest } => {
+                w.var(key.as_bytes())?.var(digest)?;
             }
         }
         if w.bytes.len() > MAX_FRAME {
@@ -1119,7 +1178,7 @@ pub fn decode_response(command: Command, body: &[u8]) -> Result<DecodedResponse,
                     .collect::<Result<_, _>>()?,
             )
         }
-        Command::SignSm2 | Command::SignP256 => {
+        Command::SignSm2 | Command::SignP256 | Command::SignSm2Digest | Command::SignP256Digest => {
             Response::Signature(Signature::new(r.array()?, r.array()?))
         }
         Command::PublicKey => Response::PublicKey(r.array()?),
@@ -1297,6 +1356,66 @@ mod tests {
         w.u8(VERSION).u8(Status::Ok as u8).u32(9);
         w.var(b"not a key block").unwrap();
         assert!(decode_response(Command::ExportKey, &w.bytes).is_err());
+    }
+
+    #[test]
+    fn digest_requests_round_trip_and_refuse_other_lengths() {
+        let hsm = crate::Hsm::new(crate::Lmk::generate().unwrap());
+        let key = hsm
+            .generate_key(
+                KeyAttributes::new(
+                    KeyUsage::Signature,
+                    KeyAlgorithm::Sm2,
+                    Modes::SIGN,
+                    Exportability::None,
+                    1,
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .blob;
+        for request in [
+            Request::SignSm2Digest {
+                key: key.clone(),
+                e: [0xE5; DIGEST_LEN],
+            },
+            Request::SignP256Digest {
+                key: key.clone(),
+                digest: [0xD1; DIGEST_LEN],
+            },
+        ] {
+            let body = request.encode(5).unwrap();
+            let (id, decoded) = decode_request(&body).unwrap();
+            assert_eq!((id, decoded.unwrap()), (5, request.clone()));
+            for cut in 6..body.len() {
+                let error = decode_request(&body[..cut]).unwrap_err();
+                assert_eq!(error.error.status(), Status::MalformedFrame);
+            }
+            for len in [0, 20, 31, 33, 64] {
+                let mut w = Writer::default();
+                w.u8(VERSION).u8(request.command() as u8).u32(6);
+                w.var(key.as_bytes()).unwrap().var(&vec![0; len]).unwrap();
+                let (id, decoded) = decode_request(&w.bytes).unwrap();
+                assert_eq!(id, 6);
+                let error = decoded.unwrap_err();
+                assert!(
+                    matches!(
+                        error,
+                        HsmError::Crypto(CryptoError::FieldLength { actual, .. }) if actual == len
+                    ),
+                    "{error:?}"
+                );
+                assert_eq!(Status::of_hsm_error(&error), Status::Crypto);
+            }
+            let signature = Response::Signature(Signature::new([1; 32], [2; 32]));
+            let body = encode_response(7, &signature).unwrap();
+            assert_eq!(
+                decode_response(request.command(), &body).unwrap().result,
+                Ok(signature)
+            );
+        }
+        assert_eq!(Command::from_code(0x43), Some(Command::SignSm2Digest));
+        assert_eq!(Command::from_code(0x44), Some(Command::SignP256Digest));
     }
 
     #[test]

@@ -465,5 +465,9 @@ fn execute(hsm: &Hsm, request: Request) -> Result<Response, HsmError> {
         }
         Request::SignP256 { key, message } => Response::Signature(hsm.sign_p256(&key, &message)?),
         Request::PublicKey { key } => Response::PublicKey(hsm.public_key(&key)?),
+        Request::SignSm2Digest { key, e } => Response::Signature(hsm.sign_sm2_digest(&key, &e)?),
+        Request::SignP256Digest { key, digest } => {
+            Response::Signature(hsm.sign_p256_digest(&key, &digest)?)
+        }
     })
 }

@@ -235,6 +235,8 @@ impl Hsm for LocalHsm {
         Ok(match input {
             SignInput::Sm2 { id, message } => self.engine.sign_sm2(&blob, id, message)?,
             SignInput::P256 { message } => self.engine.sign_p256(&blob, message)?,
+            SignInput::Sm2Digest { e } => self.engine.sign_sm2_digest(&blob, e)?,
+            SignInput::P256Digest { digest } => self.engine.sign_p256_digest(&blob, digest)?,
         })
     }
 

@@ -145,6 +145,20 @@ pub enum SignInput<'a> {
         /// The message.
         message: &'a [u8],
     },
+    /// SM2 over a digest the caller computed: `e = SM3(ZA || M)` with ZA from the signer's ID
+    /// and the key's public key (GB/T 32918.2 steps A1–A2, as
+    /// [`Sm2PublicKey::digest`](ykt_crypto::sm2::Sm2PublicKey::digest) computes it). The
+    /// signature verifies as an [`SignInput::Sm2`] one over `M` by that ID.
+    Sm2Digest {
+        /// `e = SM3(ZA || M)`.
+        e: &'a [u8; 32],
+    },
+    /// ECDSA P-256 over a SHA-256 digest the caller computed. The signature verifies as a
+    /// [`SignInput::P256`] one over the message that was hashed.
+    P256Digest {
+        /// SHA-256 of the message.
+        digest: &'a [u8; 32],
+    },
 }
 
 /// The kind of HSM behind a provider.
@@ -256,7 +270,9 @@ pub trait Hsm: Send + Sync {
     /// Imports key block text under a KEK ([`ykt_hsm_sim::Hsm::import_key`]).
     fn import_key(&self, block: &str, kek: &WrappedKey) -> Result<WrappedKey>;
 
-    /// Signs with an SM2 or P-256 key.
+    /// Signs with an SM2 or P-256 key, a message or a digest the caller computed
+    /// ([`ykt_hsm_sim::Hsm::sign_sm2`], [`ykt_hsm_sim::Hsm::sign_sm2_digest`],
+    /// [`ykt_hsm_sim::Hsm::sign_p256`], [`ykt_hsm_sim::Hsm::sign_p256_digest`]).
     fn sign(&self, key: &WrappedKey, input: SignInput<'_>) -> Result<Signature>;
 
     /// The uncompressed public key of an SM2 or P-256 key.

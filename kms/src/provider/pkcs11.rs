@@ -32,8 +32,9 @@
 //! # What the token does
 //!
 //! - Generate 3DES (`CKK_DES2`), AES-128/256 and P-256 keys; check values (3DES encrypt-zeros,
-//!   AES CMAC of zeros, 5 bytes, or encrypt-zeros); ECDSA P-256 signatures (SHA-256 here, raw
-//!   `CKM_ECDSA` in the token); public keys (`CKA_EC_POINT`); random bytes; destroying a key
+//!   AES CMAC of zeros, 5 bytes, or encrypt-zeros); ECDSA P-256 signatures (raw `CKM_ECDSA`
+//!   in the token over the SHA-256 digest, computed here from the message or given by the
+//!   caller); public keys (`CKA_EC_POINT`); random bytes; destroying a key
 //!   (`C_DestroyObject`).
 //! - Form a 3DES or AES key from 2 or 3 clear components:
 //!   [`ykt_hsm_sim::component::combine`] checks each component against its officer's check
@@ -63,7 +64,8 @@
 //!
 //! # What answers [`KmsError::Unsupported`], and why
 //!
-//! - SM4 and SM2 keys, SM2 signatures: PKCS#11 tokens such as SoftHSM have no SM algorithms.
+//! - SM4 and SM2 keys, SM2 signatures (over a message or a digest): PKCS#11 tokens such as
+//!   SoftHSM have no SM algorithms.
 //! - TAC verification: the PBOC TAC key is `DTK_left XOR DTK_right` used for a single-DES
 //!   MAC, and no token mechanism XORs two secret halves into a key (SoftHSM has no XOR
 //!   derivation, no retail MAC).
@@ -1226,12 +1228,14 @@ impl Hsm for Pkcs11Hsm {
     }
 
     fn sign(&self, key: &WrappedKey, input: SignInput<'_>) -> Result<Signature> {
-        let message = match input {
-            SignInput::P256 { message } => message,
-            SignInput::Sm2 { .. } => return Err(unsupported("SM2 signatures")),
+        let digest = match input {
+            SignInput::P256 { message } => ykt_crypto::p256::sha256(message),
+            SignInput::P256Digest { digest } => *digest,
+            SignInput::Sm2 { .. } | SignInput::Sm2Digest { .. } => {
+                return Err(unsupported("SM2 signatures"));
+            }
         };
         policy::check_signing(key.attributes(), KeyAlgorithm::P256)?;
-        let digest = ykt_crypto::p256::sha256(message);
         let mut lease = self.lease()?;
         let id = self.verify(&mut lease, key)?;
         let private = self.find(&mut lease, ObjectClass::PRIVATE_KEY, KeyType::EC, &id)?;

@@ -235,6 +235,8 @@ impl Hsm for RemoteHsm {
         self.with_client(|c| match input {
             SignInput::Sm2 { id, message } => c.sign_sm2(&blob, id, message),
             SignInput::P256 { message } => c.sign_p256(&blob, message),
+            SignInput::Sm2Digest { e } => c.sign_sm2_digest(&blob, e),
+            SignInput::P256Digest { digest } => c.sign_p256_digest(&blob, digest),
         })
     }
 
