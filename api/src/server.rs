@@ -294,7 +294,23 @@ async fn audited(state: AppState, caller: Arc<Caller>, request: Request, next: N
     }
 }
 
-/// Idempotency keys on state-changing calls (`POST` with an `Idempotency-Key` header): the
+/// The routes whose calls change the KMS's state, and so honour idempotency keys. The others
+/// (signatures, verifications, clearing) change nothing a retry could double, and skip the
+/// store's round trips.
+const STATE_CHANGING: &[&str] = &[
+    "/v1/tokens",
+    "/v1/batches",
+    "/v1/psam-batches",
+    "/v1/cards/{serial}/personalisation",
+    "/v1/cards/{serial}/issued",
+    "/v1/cards/{serial}/external-auth",
+    "/v1/cards/{serial}/write-key",
+    "/v1/cards/{serial}/certificate",
+    "/v1/loads/authorize",
+];
+
+/// Idempotency keys on state-changing calls (`POST` with an `Idempotency-Key` header to a
+/// route of [`STATE_CHANGING`]): the
 /// first call with a key runs and its answer is kept; the same key and request again gets
 /// that answer (marked `Idempotent-Replayed: true`) without acting again; the same key with
 /// another request is refused with 422, and while the first call runs with 409.
@@ -304,7 +320,11 @@ async fn idempotent(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::POST {
+    let changes_state = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|route| STATE_CHANGING.contains(&route.as_str()));
+    if request.method() != Method::POST || !changes_state {
         return next.run(request).await;
     }
     let Some(key) = request.headers().get(IDEMPOTENCY_KEY) else {
@@ -723,6 +743,23 @@ mod tests {
         let served = routes_in_source();
         assert!(served.len() > 20, "{served:?}");
         assert_eq!(described, served);
+        // The idempotency key is described exactly where the server honours it.
+        let idempotent: BTreeSet<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, item)| {
+                item["post"]["parameters"]
+                    .as_array()
+                    .is_some_and(|parameters| {
+                        parameters
+                            .iter()
+                            .any(|p| p["$ref"] == "#/components/parameters/IdempotencyKey")
+                    })
+            })
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert_eq!(idempotent, super::STATE_CHANGING.iter().copied().collect());
         // Every schema reference resolves.
         let text = super::OPENAPI;
         for reference in text.split("\"$ref\": \"#/components/").skip(1) {

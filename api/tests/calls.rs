@@ -78,25 +78,30 @@ async fn client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_replay_the_first_answer_and_refuse_another_request() {
+    const MINT: &str = "/v1/tokens";
     let kms = api_kms("idempotency").await;
     let served = Served::start(kms.clone()).await;
     let platform = client(&served, &kms, "platform-1", ClientRole::Platform, &[]).await;
-    let body = json!({ "messages": [STANDARD.encode("pay 12.50 to canteen 3")] });
+    let body = json!({
+        "subject": "station-1", "permissions": ["issue-batch"], "schools": [SCHOOL],
+    });
     let first: Value = platform
-        .post_with_key(SIGN, &body, "order-0001")
+        .post_with_key(MINT, &body, "order-0001")
         .await
         .unwrap();
-    // ECDSA signatures are randomised: an equal answer is the first one replayed.
+    // Every token has its own random ID: an equal answer is the first one replayed.
     let again: Value = platform
-        .post_with_key(SIGN, &body, "order-0001")
+        .post_with_key(MINT, &body, "order-0001")
         .await
         .unwrap();
     assert_eq!(first, again);
-    let other = json!({ "messages": [STANDARD.encode("pay 99.00 to canteen 3")] });
+    let other = json!({
+        "subject": "station-2", "permissions": ["issue-batch"], "schools": [SCHOOL],
+    });
     assert_eq!(
         refusal(
             platform
-                .post_with_key::<_, Value>(SIGN, &other, "order-0001")
+                .post_with_key::<_, Value>(MINT, &other, "order-0001")
                 .await
         ),
         (422, "idempotency-key-reused".into())
@@ -104,27 +109,38 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_request() {
     // A key is the client's own: another client may use the same text.
     let second = client(&served, &kms, "platform-2", ClientRole::Platform, &[]).await;
     let theirs: Value = second
-        .post_with_key(SIGN, &body, "order-0001")
+        .post_with_key(MINT, &body, "order-0001")
         .await
         .unwrap();
-    assert_ne!(theirs["signatures"], first["signatures"]);
-    let fresh: Value = platform.post(SIGN, &body).await.unwrap();
-    assert_ne!(fresh["signatures"], first["signatures"]);
+    assert_ne!(theirs["token"], first["token"]);
+    let fresh: Value = platform.post(MINT, &body).await.unwrap();
+    assert_ne!(fresh["token"], first["token"]);
     // A malformed key is refused.
     assert_eq!(
         refusal(
             platform
-                .post_with_key::<_, Value>(SIGN, &body, "short")
+                .post_with_key::<_, Value>(MINT, &body, "short")
                 .await
         ),
         (400, "invalid".into())
     );
+    // Signatures change nothing: the header is not needed there, and each call signs.
+    let message = json!({ "messages": [STANDARD.encode("pay 12.50 to canteen 3")] });
+    let one: Value = platform
+        .post_with_key(SIGN, &message, "sign-0001")
+        .await
+        .unwrap();
+    let two: Value = platform
+        .post_with_key(SIGN, &message, "sign-0001")
+        .await
+        .unwrap();
+    assert_ne!(one["signatures"], two["signatures"]);
 
     let entries = audit(&kms).await;
     assert_eq!(
-        count(&entries, "api.sign", "ok"),
+        count(&entries, "api.token.mint", "ok"),
         3,
-        "signed once per distinct call"
+        "minted once per distinct call"
     );
     let replays = entries
         .iter()
@@ -135,7 +151,12 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_request() {
         count(&entries, "api.call", "refused: idempotency-key-reused"),
         1
     );
-    assert!(entries.iter().all(|e| !e.detail.contains("canteen")));
+    let token = first["token"].as_str().unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e.detail.contains(token) && !e.detail.contains("canteen"))
+    );
     assert!(kms.verify_audit().await.unwrap().is_intact());
     served.stop().await;
 }

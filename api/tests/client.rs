@@ -26,7 +26,7 @@ use ykt_crypto::p256::P256PublicKey;
 
 use ykt_kms::ca::ClientRole;
 use ykt_kms::model::{KeyAlgorithm, Scope};
-use ykt_kms::signing::API_SIGNING_TEMPLATE;
+use ykt_kms::signing::{API_SIGNING_TEMPLATE, TOKEN_SIGNING_TEMPLATE};
 
 /// The answer of a signing call.
 #[derive(Debug, Deserialize)]
@@ -347,59 +347,52 @@ async fn a_post_whose_answer_is_lost_is_sent_again_with_its_key_and_acts_once() 
     let kms = kms_with_ca(&dir).await;
     kms.generate_key(
         &creds(2),
-        API_SIGNING_TEMPLATE,
+        TOKEN_SIGNING_TEMPLATE,
         KeyAlgorithm::P256,
         Scope::Bureau,
         None,
     )
     .await
     .unwrap();
+    kms.add_region(&creds(1)[0], "330106", "Xihu")
+        .await
+        .unwrap();
+    kms.add_school(&creds(1)[0], "2133010601", "330106", "School")
+        .await
+        .unwrap();
     let platform = enroll(&kms, "platform-1", ClientRole::Platform, &[]).await;
     let kms = Arc::new(kms);
     let served = Served::start(kms.clone()).await;
     let relay = Relay::start(served.address).await;
     let client =
         KmsClient::new(&format!("https://{}", relay.address), &identity(&platform)).unwrap();
-    let public = public_key(&client, "api-signing-p256").await;
-    let signs = || async {
+    let mints = || async {
         kms.audit_entries(0)
             .await
             .unwrap()
             .iter()
-            .filter(|e| e.act == "api.sign")
+            .filter(|e| e.act == "api.token.mint")
             .count()
     };
+    let _: Value = client.get("/v1/whoami").await.unwrap();
     assert_eq!(relay.connections(), 1);
 
-    // The server signs and answers; the answer is lost with the connection. The client sends
+    // The server mints and answers; the answer is lost with the connection. The client sends
     // the request again, with the same key, on a new connection, and gets the first answer.
     relay.lose_next_answer();
-    let message = b"settlement 2026-12-02";
-    let signed: Signed = client
-        .post_with_key(
-            "/v1/keys/api-signing-p256/sign",
-            &json!({ "messages": [STANDARD.encode(message)] }),
-            "retry-0123456789abcdef",
-        )
+    let request = json!({ "subject": "station-1", "permissions": ["issue-batch"], "schools": ["2133010601"] });
+    let minted: Value = client
+        .post_with_key("/v1/tokens", &request, "retry-0123456789abcdef")
         .await
         .unwrap();
     assert_eq!(relay.connections(), 2, "sent again on a new connection");
-    let der = STANDARD
-        .decode(signed.signatures[0].strip_prefix("ykt:v1:").unwrap())
-        .unwrap();
-    public
-        .verify(message, &Signature::from_der(&der).unwrap())
-        .unwrap();
-    assert_eq!(signs().await, 1, "signed once");
-    // Without a repeat of the key, a new request signs again.
-    let _: Signed = client
-        .post(
-            "/v1/keys/api-signing-p256/sign",
-            &json!({ "messages": [STANDARD.encode(message)] }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(signs().await, 2);
+    let token = json!({ "token": minted["token"] });
+    let verdict: Value = client.post("/v1/tokens/verify", &token).await.unwrap();
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(mints().await, 1, "minted once");
+    // Without a repeat of the key, a new request mints again.
+    let _: Value = client.post("/v1/tokens", &request).await.unwrap();
+    assert_eq!(mints().await, 2);
     drop(client);
     served.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
