@@ -7,11 +7,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use support::{OFFICERS, QUORUM, TempDir, creds, new_hsm};
+use support::{OFFICERS, QUORUM, TempDir, creds, new_hsm, python_batch};
 use ykt_crypto::p256::{P256PublicKey, sha256};
 use ykt_crypto::sm2::{DEFAULT_ID, Sm2PublicKey};
 use ykt_crypto::{Kcv, KcvMethod, Profile, Purchase, SymmetricAlgorithm, SymmetricKey};
@@ -258,52 +256,13 @@ async fn a_whole_kms_runs_on_a_remote_hsm() {
     assert!(report.checkpoints >= 12);
 }
 
-/// The Python with the oracle's requirements: `YKT_PYTHON`, else the workspace's `.venv`.
-/// Missing, the test fails: the cross-checks are never skipped.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("YKT_PYTHON") {
-        return python.into();
-    }
-    let venv = workspace().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: run ./scripts/test (it creates .venv) or set YKT_PYTHON",
-        venv.display()
-    );
-    venv
-}
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-}
-
 /// Sends `requests` to `test-vectors/oracle/oracle.py` as one batch; one answer per request.
 fn oracle(requests: &[Value]) -> Vec<Value> {
-    let script = workspace().join("test-vectors/oracle/oracle.py");
-    let mut child = Command::new(python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the oracle {}: {e}", script.display()));
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(&serde_json::to_vec(requests).unwrap())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "the oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answers: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(answers.len(), requests.len());
-    answers
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("test-vectors/oracle/oracle.py");
+    python_batch(&[script.as_os_str()], requests)
 }
 
 /// A refusal by the key's attributes, from the in-process engine or over the link.

@@ -8,10 +8,7 @@ mod support;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use support::{Fixture, creds};
+use support::{Fixture, creds, python_batch};
 use ykt_kms::issuance::{DeviceKind, Serial};
 use ykt_kms::model::{KeyAlgorithm, KeyState, RegionCode, SchoolCode, Scope};
 use ykt_kms::signing::{API_SIGNING_TEMPLATE, DEFAULT_SM2_ID, Signed, TOKEN_SIGNING_TEMPLATE};
@@ -254,49 +251,9 @@ OPS = {"es256-verify": es256_verify, "sm2-verify": sm2_verify, "es256-sign": es2
 print(json.dumps([OPS[request["op"]](request) for request in json.load(sys.stdin)]))
 "#;
 
-/// The Python with the oracle's requirements: `YKT_PYTHON`, else the workspace's `.venv`.
-/// Missing, the test fails: the cross-checks are never skipped.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("YKT_PYTHON") {
-        return python.into();
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: run ./scripts/test (it creates .venv) or set YKT_PYTHON",
-        venv.display()
-    );
-    venv
-}
-
 /// Sends `requests` to the oracle; one answer per request, in order.
 fn oracle(requests: &[Value]) -> Vec<Value> {
-    let python = python();
-    let mut child = Command::new(&python)
-        .args(["-c", ORACLE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(&serde_json::to_vec(requests).unwrap())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "the oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answers: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(answers.len(), requests.len());
-    answers
+    python_batch(&["-c".as_ref(), ORACLE.as_ref()], requests)
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -220,3 +220,53 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// The Python of the independent cross-checks: `$YKT_PYTHON`, or the `.venv` that
+/// `scripts/test` makes (the test fails, never skips, when it is missing).
+pub fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("YKT_PYTHON") {
+        return python.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run ./scripts/test (it creates .venv) or set YKT_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+/// Runs Python with `args` on `requests` (JSON on standard input); one answer per request.
+pub fn python_batch(
+    args: &[&std::ffi::OsStr],
+    requests: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = python();
+    let mut child = Command::new(&python)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(&serde_json::to_vec(requests).unwrap())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answers.len(), requests.len());
+    answers
+}
