@@ -335,6 +335,16 @@ pub struct Validity {
     pub valid: bool,
 }
 
+/// The answer of a check: valid, not valid (a MAC, TAC or signature that does not verify),
+/// or the refusal of a check that could not be made.
+fn validity(outcome: ykt_kms::Result<()>) -> Result<Json<Validity>, Refusal> {
+    match outcome {
+        Ok(()) => Ok(Json(Validity { valid: true })),
+        Err(error) if error.is_mismatch() => Ok(Json(Validity { valid: false })),
+        Err(error) => Err(refused(error)),
+    }
+}
+
 fn forbidden(message: String) -> Refusal {
     Refusal::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
@@ -641,11 +651,7 @@ pub async fn verify_certificate(
             &request.signature,
         )
         .await;
-    match outcome {
-        Ok(()) => Ok(Json(Validity { valid: true })),
-        Err(error) if error.is_mismatch() => Ok(Json(Validity { valid: false })),
-        Err(error) => Err(refused(error)),
-    }
+    validity(outcome)
 }
 
 /// The card of `factor` after checking the caller may authorise loads on it.
@@ -687,9 +693,5 @@ pub async fn verify_load_tac(
         .kms
         .verify_load_tac(&request.factor, &Load::from(&request.load), &request.tac)
         .await;
-    match outcome {
-        Ok(()) => Ok(Json(Validity { valid: true })),
-        Err(error) if error.is_mismatch() => Ok(Json(Validity { valid: false })),
-        Err(error) => Err(refused(error)),
-    }
+    validity(outcome)
 }
