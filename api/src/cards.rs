@@ -328,6 +328,37 @@ pub struct LoadTacRequest {
     pub tac: Vec<u8>,
 }
 
+/// The answer of `GET /v1/schools/{code}/holders/{number}/{card_type}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HolderCard {
+    /// The holder's card of that type, if any.
+    pub card: Option<CardRecord>,
+}
+
+/// The answer of `POST /v1/cards/{serial}/external-auth`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cryptogram {
+    /// The EXTERNAL AUTHENTICATE data.
+    #[serde(with = "hex_bytes")]
+    pub cryptogram: Vec<u8>,
+}
+
+/// The answer of `POST /v1/cards/{serial}/write-key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteCommand {
+    /// The whole 84 D4 command.
+    #[serde(with = "hex_bytes")]
+    pub command: Vec<u8>,
+}
+
+/// The answer of `POST /v1/loads/authorize`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Mac2 {
+    /// MAC2 for CREDIT FOR LOAD.
+    #[serde(with = "hex_array")]
+    pub mac2: [u8; 4],
+}
+
 /// A `{"valid": bool}` answer.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Validity {
@@ -350,14 +381,21 @@ fn forbidden(message: String) -> Refusal {
 }
 
 impl Caller {
-    /// Refuses unless this caller issues cards for `school`.
-    fn issues_for(&self, school: &str) -> Result<(), Refusal> {
-        if self.role != "issuer" {
-            return Err(forbidden(format!(
+    /// Refuses unless this caller is an issuing station.
+    fn issues_cards(&self) -> Result<(), Refusal> {
+        if self.role == "issuer" {
+            Ok(())
+        } else {
+            Err(forbidden(format!(
                 "a {} client may not issue cards",
                 self.role
-            )));
+            )))
         }
+    }
+
+    /// Refuses unless this caller issues cards for `school`.
+    fn issues_for(&self, school: &str) -> Result<(), Refusal> {
+        self.issues_cards()?;
         self.in_scope(school)
     }
 
@@ -401,26 +439,12 @@ impl Caller {
     }
 }
 
-fn serial_of(text: &str) -> Result<Serial, Refusal> {
-    Serial::parse(text).map_err(refused)
-}
-
-/// The card `serial` after checking the caller issues for its school.
-async fn issuing_card(
-    state: &AppState,
-    caller: &Caller,
-    serial: &str,
-) -> Result<CardRecord, Refusal> {
-    let card = state.kms.card(&serial_of(serial)?).await.map_err(refused)?;
-    caller.issues_for(&card.school)?;
-    Ok(card)
-}
-
-fn attempt(card: &CardRecord, number: u64) -> Attempt {
-    Attempt {
-        serial: card.serial,
-        number,
-    }
+/// The serial `text` after checking the caller issues for its school (which the serial
+/// carries: no store lookup).
+fn issuing_serial(caller: &Caller, text: &str) -> Result<Serial, Refusal> {
+    let serial = Serial::parse(text).map_err(refused)?;
+    caller.issues_for(&serial.school())?;
+    Ok(serial)
 }
 
 /// `GET /v1/schools/{code}`.
@@ -441,14 +465,14 @@ pub async fn holder_card(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((school, number, card_type)): Path<(String, String, String)>,
-) -> Result<Json<Value>, Refusal> {
+) -> Result<Json<HolderCard>, Refusal> {
     caller.issues_for(&school)?;
     let card = state
         .kms
         .holder_card(&school, &number, &card_type)
         .await
         .map_err(refused)?;
-    Ok(Json(json!({ "card": card })))
+    Ok(Json(HolderCard { card }))
 }
 
 /// `POST /v1/batches`.
@@ -459,7 +483,7 @@ pub async fn create_card_batch(
 ) -> Result<(Audited, Json<BatchInfo>), Refusal> {
     let actor = caller.acting(&request.operator)?;
     if request.cards.is_empty() {
-        caller.issues_for("")?;
+        caller.issues_cards()?;
     }
     for card in &request.cards {
         caller.issues_for(&card.school)?;
@@ -496,7 +520,7 @@ async fn scoped_batch_cards(
 ) -> Result<Vec<CardRecord>, Refusal> {
     let cards = state.kms.batch_cards(id).await.map_err(refused)?;
     if cards.is_empty() {
-        caller.issues_for("")?;
+        caller.issues_cards()?;
     }
     for card in &cards {
         caller.issues_for(&card.school)?;
@@ -531,7 +555,8 @@ pub async fn card(
     Extension(caller): Extension<Caller>,
     Path(serial): Path<String>,
 ) -> Result<Json<CardRecord>, Refusal> {
-    Ok(Json(issuing_card(&state, &caller, &serial).await?))
+    let serial = issuing_serial(&caller, &serial)?;
+    Ok(Json(state.kms.card(&serial).await.map_err(refused)?))
 }
 
 /// `POST /v1/cards/{serial}/personalisation`.
@@ -542,10 +567,10 @@ pub async fn start(
     JsonBody(request): JsonBody<StartRequest>,
 ) -> Result<(Audited, Json<CardRecord>), Refusal> {
     let actor = caller.acting(&request.operator)?;
-    let card = issuing_card(&state, &caller, &serial).await?;
+    let serial = issuing_serial(&caller, &serial)?;
     let record = state
         .kms
-        .start_personalisation(&actor, &card.serial, request.take_over)
+        .start_personalisation(&actor, &serial, request.take_over)
         .await
         .map_err(refused)?;
     Ok((Audited, Json(record)))
@@ -559,10 +584,17 @@ pub async fn finish(
     JsonBody(request): JsonBody<FinishRequest>,
 ) -> Result<(Audited, Json<CardRecord>), Refusal> {
     let actor = caller.acting(&request.operator)?;
-    let card = issuing_card(&state, &caller, &serial).await?;
+    let serial = issuing_serial(&caller, &serial)?;
     let record = state
         .kms
-        .finish_personalisation(&actor, &attempt(&card, request.attempt), request.apdus)
+        .finish_personalisation(
+            &actor,
+            &Attempt {
+                serial,
+                number: request.attempt,
+            },
+            request.apdus,
+        )
         .await
         .map_err(refused)?;
     Ok((Audited, Json(record)))
@@ -574,18 +606,21 @@ pub async fn external_auth(
     Extension(caller): Extension<Caller>,
     Path(serial): Path<String>,
     JsonBody(request): JsonBody<ExternalAuthRequest>,
-) -> Result<Json<Value>, Refusal> {
-    let card = issuing_card(&state, &caller, &serial).await?;
+) -> Result<Json<Cryptogram>, Refusal> {
+    let serial = issuing_serial(&caller, &serial)?;
     let cryptogram = state
         .kms
         .card_external_auth(
-            &attempt(&card, request.attempt),
+            &Attempt {
+                serial,
+                number: request.attempt,
+            },
             request.key.as_card_key(),
             &request.challenge,
         )
         .await
         .map_err(refused)?;
-    Ok(Json(json!({ "cryptogram": hex::encode_upper(cryptogram) })))
+    Ok(Json(Cryptogram { cryptogram }))
 }
 
 /// `POST /v1/cards/{serial}/write-key`.
@@ -594,12 +629,15 @@ pub async fn write_key(
     Extension(caller): Extension<Caller>,
     Path(serial): Path<String>,
     JsonBody(request): JsonBody<WriteKeyRequest>,
-) -> Result<Json<Value>, Refusal> {
-    let card = issuing_card(&state, &caller, &serial).await?;
+) -> Result<Json<WriteCommand>, Refusal> {
+    let serial = issuing_serial(&caller, &serial)?;
     let command = state
         .kms
         .card_write_key(
-            &attempt(&card, request.attempt),
+            &Attempt {
+                serial,
+                number: request.attempt,
+            },
             &CardKeyWrite {
                 key: request.key.as_card_key(),
                 under: request.under.as_card_key(),
@@ -611,7 +649,7 @@ pub async fn write_key(
         )
         .await
         .map_err(refused)?;
-    Ok(Json(json!({ "command": hex::encode_upper(command) })))
+    Ok(Json(WriteCommand { command }))
 }
 
 /// `POST /v1/cards/{serial}/certificate`.
@@ -621,10 +659,16 @@ pub async fn certificate(
     Path(serial): Path<String>,
     JsonBody(request): JsonBody<CertificateRequest>,
 ) -> Result<Json<CardSignature>, Refusal> {
-    let card = issuing_card(&state, &caller, &serial).await?;
+    let serial = issuing_serial(&caller, &serial)?;
     let (algorithm, version, signature) = state
         .kms
-        .sign_card_data(&attempt(&card, request.attempt), &request.data)
+        .sign_card_data(
+            &Attempt {
+                serial,
+                number: request.attempt,
+            },
+            &request.data,
+        )
         .await
         .map_err(refused)?;
     Ok(Json(CardSignature {
@@ -641,15 +685,10 @@ pub async fn verify_certificate(
     Path(serial): Path<String>,
     JsonBody(request): JsonBody<CertificateCheck>,
 ) -> Result<Json<Validity>, Refusal> {
-    let card = issuing_card(&state, &caller, &serial).await?;
+    let serial = issuing_serial(&caller, &serial)?;
     let outcome = state
         .kms
-        .verify_card_data(
-            &card.serial,
-            &request.data,
-            request.version,
-            &request.signature,
-        )
+        .verify_card_data(&serial, &request.data, request.version, &request.signature)
         .await;
     validity(outcome)
 }
@@ -665,7 +704,7 @@ pub async fn authorize_load(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<LoadAuthorizeRequest>,
-) -> Result<(Audited, Json<Value>), Refusal> {
+) -> Result<(Audited, Json<Mac2>), Refusal> {
     let actor = caller.acting(&request.operator)?;
     loading_card(&state, &caller, &request.factor).await?;
     let mac2 = state
@@ -679,7 +718,7 @@ pub async fn authorize_load(
         )
         .await
         .map_err(refused)?;
-    Ok((Audited, Json(json!({ "mac2": hex::encode_upper(mac2) }))))
+    Ok((Audited, Json(Mac2 { mac2 })))
 }
 
 /// `POST /v1/loads/verify-tac`.

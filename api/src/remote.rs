@@ -6,13 +6,12 @@
 //! status, code and message.
 
 use crate::cards::{
-    CardBatchRequest, CardSignature, CertificateCheck, CertificateRequest, ExternalAuthRequest,
-    FinishRequest, LoadAuthorizeRequest, LoadTacRequest, PsamBatchRequest, StartRequest, Validity,
-    WireCardKey, WireLoad, WriteKeyRequest,
+    CardBatchRequest, CardSignature, CertificateCheck, CertificateRequest, Cryptogram,
+    ExternalAuthRequest, FinishRequest, HolderCard, LoadAuthorizeRequest, LoadTacRequest, Mac2,
+    PsamBatchRequest, StartRequest, Validity, WireCardKey, WireLoad, WriteCommand, WriteKeyRequest,
 };
 use crate::client::KmsClient;
 use crate::error::ApiError;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use ykt_kms::issuance::{
@@ -59,29 +58,6 @@ fn segment(text: &str) -> String {
 
 fn mismatch(what: &'static str) -> KmsError {
     KmsError::Crypto(ykt_crypto::CryptoError::Mismatch(what))
-}
-
-#[derive(Deserialize)]
-struct HolderCard {
-    card: Option<CardRecord>,
-}
-
-#[derive(Deserialize)]
-struct Cryptogram {
-    #[serde(with = "crate::cards::hex_bytes")]
-    cryptogram: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct WriteCommand {
-    #[serde(with = "crate::cards::hex_bytes")]
-    command: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct Mac2 {
-    #[serde(with = "crate::cards::hex_array")]
-    mac2: [u8; 4],
 }
 
 impl KmsClient {

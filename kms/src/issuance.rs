@@ -146,6 +146,11 @@ impl Serial {
         self.0
     }
 
+    /// The school code in the serial (its digits 5 to 14).
+    pub fn school(&self) -> String {
+        self.to_string()[4..14].to_owned()
+    }
+
     /// The card's diversification factor: the rightmost 8 bytes.
     pub fn factor(&self) -> [u8; 8] {
         self.0[2..].try_into().expect("8 bytes")

@@ -129,12 +129,7 @@ pub struct CardRange {
 const SERIAL_PREFIX_DIGITS: usize = 15;
 
 impl CardRange {
-    /// The school code within the serials (digits 5 to 14).
-    fn school(&self) -> String {
-        self.from.to_string()[4..14].to_owned()
-    }
-
-    /// The region prefix of the serials (their first 4 digits).
+    /// The region's first four digits within the serials.
     fn region_prefix(&self) -> String {
         self.from.to_string()[..4].to_owned()
     }
@@ -401,7 +396,7 @@ impl Kms {
                 ));
             }
             let in_schools = regions
-                .get(&cards.school())
+                .get(&cards.from.school())
                 .is_some_and(|region| region[..4] == cards.region_prefix());
             if !in_schools {
                 return Err(invalid(
