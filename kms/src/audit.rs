@@ -14,9 +14,11 @@
 
 use crate::error::{KmsError, Result};
 use crate::kms::Kms;
-use crate::store::{Store, now_ms};
+use crate::store::{Backend, Store, now_ms};
 use serde::Serialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection};
 
 /// One act to record.
 #[derive(Debug, Clone)]
@@ -184,143 +186,342 @@ fn seq_of(value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| KmsError::Corrupt("negative audit sequence number"))
 }
 
-/// Appends `record` inside `tx` and moves the head; returns its sequence number.
-pub(crate) async fn append(
-    tx: &mut Transaction<'static, Any>,
-    record: &AuditRecord,
-) -> Result<u64> {
-    // The UPDATE takes the head's row lock first (PostgreSQL), so appends are ordered.
-    let touched = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    let (prev_seq, prev_hash) = if touched == 0 {
-        (0, vec![0u8; 32])
-    } else {
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut **tx)
-            .await?;
-        (seq_of(head.try_get("seq")?)?, head.try_get("hash")?)
-    };
-    let mut actors = record.actors.clone();
-    actors.sort();
-    actors.dedup();
-    let entry = AuditEntry {
-        seq: prev_seq + 1,
-        at: now_ms(),
-        actors: actors.join(","),
-        act: record.act.clone(),
-        object: record.object.clone(),
-        result: record.result.clone(),
-        detail: record.detail.to_string(),
-        prev_hash: String::new(),
-        hash: String::new(),
-    };
-    let hash = record_hash(&prev_hash, &entry);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actors, act, object, result, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(entry.seq as i64)
-    .bind(entry.at)
-    .bind(&entry.actors)
-    .bind(&entry.act)
-    .bind(&entry.object)
-    .bind(&entry.result)
-    .bind(&entry.detail)
-    .bind(prev_hash)
-    .bind(hash.to_vec())
-    .execute(&mut **tx)
-    .await?;
-    let query = if touched == 0 {
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)"
-    } else {
-        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
-    };
-    sqlx::query(query)
-        .bind(entry.seq as i64)
-        .bind(hash.to_vec())
-        .execute(&mut **tx)
-        .await?;
-    // The log line carries what the record does but its detail: the chain is the full account.
-    tracing::info!(
-        target: "ykt_kms::audit",
-        seq = entry.seq,
-        act = %entry.act,
-        object = %entry.object,
-        actors = %entry.actors,
-        result = %entry.result,
-        "audited"
-    );
-    Ok(entry.seq)
+/// A value bound to a statement of a [`Trip`].
+enum Param {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
 }
 
-/// Signs a checkpoint at the head with `sign` (which returns an SM2 or P-256 `r || s`),
-/// unless the last checkpoint is already there; returns the sequence number signed. The
-/// records since the last checkpoint are checked first: a chain altered since is never
-/// signed.
-pub(crate) async fn checkpoint(
-    store: &Store,
-    sign: &(dyn Fn(&[u8]) -> Result<Vec<u8>> + Sync),
-    key_id: &str,
-    key_version: u8,
-) -> Result<Option<u64>> {
-    let mut tx = store.begin().await?;
-    let Some(head) = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        return Ok(None);
+/// Statements sent together. On SQLite they go as one multi-statement text, in one trip to
+/// the connection's thread (a trip costs a thread wake-up each way, which on a busy machine
+/// is most of a small statement's time); its `$N` parameters number across the statements.
+/// PostgreSQL prepares one statement at a time, so there they go one after the other, each
+/// numbering from `$1`.
+struct Trip {
+    one_text: bool,
+    statements: Vec<(String, Vec<Param>)>,
+    /// Parameters of the statements before, when they number across statements.
+    offset: usize,
+}
+
+/// The parameters of one statement being written.
+struct Params {
+    offset: usize,
+    values: Vec<Param>,
+}
+
+impl Params {
+    /// Adds `value`; returns its placeholder.
+    fn add(&mut self, value: Param) -> String {
+        self.values.push(value);
+        format!("${}", self.offset + self.values.len())
+    }
+}
+
+impl Trip {
+    fn new(tx: &AnyConnection) -> Self {
+        Self {
+            one_text: tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME,
+            statements: Vec::new(),
+            offset: 0,
+        }
+    }
+
+    /// Adds the statement `write` makes, given the means to add its parameters.
+    fn push(&mut self, write: impl FnOnce(&mut Params) -> String) {
+        let mut params = Params {
+            offset: self.offset,
+            values: Vec::new(),
+        };
+        let sql = write(&mut params);
+        if self.one_text {
+            self.offset += params.values.len();
+        }
+        self.statements.push((sql, params.values));
+    }
+
+    /// The queries to run: one, or one per statement.
+    fn queries(self) -> Vec<(String, Vec<Param>)> {
+        if !self.one_text {
+            return self.statements;
+        }
+        let (sql, values): (Vec<_>, Vec<_>) = self.statements.into_iter().unzip();
+        vec![(sql.join(";\n"), values.into_iter().flatten().collect())]
+    }
+
+    fn query(
+        sql: &str,
+        values: Vec<Param>,
+    ) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        values
+            .into_iter()
+            .fold(sqlx::query(sql), |query, value| match value {
+                Param::Int(v) => query.bind(v),
+                Param::Text(v) => query.bind(v),
+                Param::Blob(v) => query.bind(v),
+            })
+    }
+
+    /// Runs the statements in `tx`.
+    async fn execute(self, tx: &mut AnyConnection) -> Result<()> {
+        for (sql, values) in self.queries() {
+            Self::query(&sql, values).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the statements in `tx` and returns the rows of all of them, in order.
+    async fn fetch_all(self, tx: &mut AnyConnection) -> Result<Vec<AnyRow>> {
+        let mut rows = Vec::new();
+        for (sql, values) in self.queries() {
+            rows.extend(Self::query(&sql, values).fetch_all(&mut *tx).await?);
+        }
+        Ok(rows)
+    }
+}
+
+fn point_of(row: &AnyRow) -> Result<ChainPoint> {
+    Ok((
+        seq_of(row.try_get("seq")?)?,
+        hash_of(&row.try_get::<Vec<u8>, _>("hash")?)?,
+    ))
+}
+
+/// The chain as the transaction that holds the head's lock sees it.
+struct Locked {
+    /// The head; `None` before the first record.
+    head: Option<ChainPoint>,
+    /// The last checkpoint, `(0, zeros)` before the first (read only when asked).
+    checkpoint: ChainPoint,
+}
+
+/// Takes the head's row lock (PostgreSQL: so appends and checkpoints are ordered; SQLite's
+/// write transaction holds the whole file) and reads the head, then, when `checkpoint`, the
+/// last checkpoint — after the lock, so that it is the one the last holder wrote.
+async fn lock_head(tx: &mut AnyConnection, checkpoint: bool) -> Result<Locked> {
+    let mut trip = Trip::new(tx);
+    trip.push(|_| {
+        "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING 'head' AS point, seq, hash".into()
+    });
+    if checkpoint {
+        trip.push(|_| {
+            "SELECT 'checkpoint' AS point, seq, hash FROM audit_checkpoints \
+             ORDER BY seq DESC LIMIT 1"
+                .into()
+        });
+    }
+    let mut locked = Locked {
+        head: None,
+        checkpoint: (0, [0; 32]),
     };
-    let head: ChainPoint = (
-        seq_of(head.try_get("seq")?)?,
-        hash_of(&head.try_get::<Vec<u8>, _>("hash")?)?,
-    );
-    let previous = last_checkpoint(&mut tx).await?;
+    for row in trip.fetch_all(tx).await? {
+        let point = point_of(&row)?;
+        match row.try_get::<String, _>("point")?.as_str() {
+            "head" => locked.head = Some(point),
+            _ => locked.checkpoint = point,
+        }
+    }
+    Ok(locked)
+}
+
+/// Rows of one `INSERT` into the log: 9 parameters each, well under every backend's limit.
+const INSERT_ROWS: usize = 128;
+
+/// Adds to `trip` the records `records` after `head` and the move of the head; returns the new
+/// head.
+fn push_appends(trip: &mut Trip, head: Option<ChainPoint>, records: &[AuditRecord]) -> ChainPoint {
+    let at = now_ms();
+    let mut last = head.unwrap_or((0, [0; 32]));
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        let mut actors = record.actors.clone();
+        actors.sort();
+        actors.dedup();
+        let entry = AuditEntry {
+            seq: last.0 + 1,
+            at,
+            actors: actors.join(","),
+            act: record.act.clone(),
+            object: record.object.clone(),
+            result: record.result.clone(),
+            detail: record.detail.to_string(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let hash = record_hash(&last.1, &entry);
+        // The log line carries what the record does but its detail: the chain is the full
+        // account.
+        tracing::info!(
+            target: "ykt_kms::audit",
+            seq = entry.seq,
+            act = %entry.act,
+            object = %entry.object,
+            actors = %entry.actors,
+            result = %entry.result,
+            "audited"
+        );
+        entries.push((entry, last.1, hash));
+        last = (last.0 + 1, hash);
+    }
+    for chunk in entries.chunks(INSERT_ROWS) {
+        trip.push(|params| {
+            let rows = chunk
+                .iter()
+                .map(|(entry, prev_hash, hash)| {
+                    let values = [
+                        params.add(Param::Int(entry.seq as i64)),
+                        params.add(Param::Int(entry.at)),
+                        params.add(Param::Text(entry.actors.clone())),
+                        params.add(Param::Text(entry.act.clone())),
+                        params.add(Param::Text(entry.object.clone())),
+                        params.add(Param::Text(entry.result.clone())),
+                        params.add(Param::Text(entry.detail.clone())),
+                        params.add(Param::Blob(prev_hash.to_vec())),
+                        params.add(Param::Blob(hash.to_vec())),
+                    ];
+                    format!("({})", values.join(", "))
+                })
+                .collect::<Vec<_>>();
+            format!(
+                "INSERT INTO audit_log (seq, at, actors, act, object, result, detail, \
+                 prev_hash, hash) VALUES {}",
+                rows.join(", ")
+            )
+        });
+    }
+    if !records.is_empty() {
+        trip.push(|params| {
+            let (seq, hash) = (
+                params.add(Param::Int(last.0 as i64)),
+                params.add(Param::Blob(last.1.to_vec())),
+            );
+            match head {
+                None => format!("INSERT INTO audit_head (id, seq, hash) VALUES (1, {seq}, {hash})"),
+                Some(_) => format!("UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1"),
+            }
+        });
+    }
+    last
+}
+
+/// What signs checkpoints: a version of the KMS signing key, through the KMS's HSM.
+pub(crate) struct CheckpointSigner<'a> {
+    /// The KMS whose HSM signs.
+    pub(crate) kms: &'a Kms,
+    /// The signing key's ID.
+    pub(crate) key_id: &'a str,
+    /// Its version.
+    pub(crate) key_version: u8,
+    /// Its wrapped form.
+    pub(crate) key: &'a crate::provider::WrappedKey,
+}
+
+/// Adds to `trip` a checkpoint at `head`, after `previous`, signed by `signer`, unless the
+/// last checkpoint is already there; returns the sequence number signed. `stored` is the
+/// head in the store: the records from `previous` to it are read and checked first, so a
+/// chain altered since the last checkpoint is never signed (the records after `stored` are
+/// the ones this transaction is appending, whose hashes it computed).
+async fn push_checkpoint(
+    tx: &mut AnyConnection,
+    trip: &mut Trip,
+    (head, previous, stored): (ChainPoint, ChainPoint, ChainPoint),
+    signer: &CheckpointSigner<'_>,
+) -> Result<Option<u64>> {
     if previous.0 == head.0 {
         return Ok(None);
     }
-    let since = entries(&mut tx, "seq > $1", previous.0 as i64).await?;
-    let hashes = chain_from(previous, &since).map_err(|fault| {
-        tracing::error!(seq = fault.seq, reason = %fault.reason, "audit chain broken");
-        KmsError::Corrupt(
-            "the audit records since the last checkpoint do not chain (ykt audit verify)",
-        )
-    })?;
-    if since.last().map(|e| e.seq) != Some(head.0) || hashes.last() != Some(&head.1) {
-        return Err(KmsError::Corrupt(
-            "the audit head does not match the last record (ykt audit verify)",
-        ));
+    if previous != stored {
+        let since = entries(tx, "seq > $1", previous.0 as i64).await?;
+        let hashes = chain_from(previous, &since).map_err(|fault| {
+            tracing::error!(seq = fault.seq, reason = %fault.reason, "audit chain broken");
+            KmsError::Corrupt(
+                "the audit records since the last checkpoint do not chain (ykt audit verify)",
+            )
+        })?;
+        if since.last().map(|e| e.seq) != Some(stored.0) || hashes.last() != Some(&stored.1) {
+            return Err(KmsError::Corrupt(
+                "the audit head does not match the last record (ykt audit verify)",
+            ));
+        }
     }
-    let signature = sign(&checkpoint_message(head, previous, key_id, key_version))?;
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (seq, hash, key_id, key_version, signature, at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(head.0 as i64)
-    .bind(head.1.to_vec())
-    .bind(key_id)
-    .bind(i64::from(key_version))
-    .bind(signature)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let message = checkpoint_message(head, previous, signer.key_id, signer.key_version);
+    let signature = signer.kms.sign_with(signer.key, &message)?;
+    trip.push(|params| {
+        let values = [
+            params.add(Param::Int(head.0 as i64)),
+            params.add(Param::Blob(head.1.to_vec())),
+            params.add(Param::Text(signer.key_id.to_owned())),
+            params.add(Param::Int(i64::from(signer.key_version))),
+            params.add(Param::Blob(signature)),
+            params.add(Param::Int(now_ms())),
+        ];
+        format!(
+            "INSERT INTO audit_checkpoints (seq, hash, key_id, key_version, signature, at) \
+             VALUES ({})",
+            values.join(", ")
+        )
+    });
     Ok(Some(head.0))
 }
 
-/// The last checkpoint's point, `(0, zeros)` before the first.
-async fn last_checkpoint(tx: &mut Transaction<'static, Any>) -> Result<ChainPoint> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match row {
-        Some(row) => (
-            seq_of(row.try_get("seq")?)?,
-            hash_of(&row.try_get::<Vec<u8>, _>("hash")?)?,
-        ),
-        None => (0, [0; 32]),
-    })
+/// What [`append_signed`] did.
+pub(crate) struct Appended {
+    /// The head after the records.
+    pub(crate) head: ChainPoint,
+    /// The checkpoint: the sequence number signed (`None`: the last checkpoint was already
+    /// at the head), or why none could be signed (the records are appended all the same).
+    pub(crate) checkpoint: Result<Option<u64>>,
+}
+
+/// Appends `records` inside `tx` (none: only a checkpoint) and, with `signer`, signs a
+/// checkpoint at the new head; the writes go in one [`Trip`]. At most 1,024 records.
+pub(crate) async fn append_signed(
+    tx: &mut AnyConnection,
+    records: &[AuditRecord],
+    signer: Option<&CheckpointSigner<'_>>,
+) -> Result<Appended> {
+    let locked = lock_head(tx, signer.is_some()).await?;
+    let mut trip = Trip::new(tx);
+    let head = push_appends(&mut trip, locked.head, records);
+    let checkpoint = match (signer, locked.head) {
+        (Some(signer), Some(stored)) => {
+            let points = (head, locked.checkpoint, stored);
+            push_checkpoint(tx, &mut trip, points, signer).await
+        }
+        (Some(signer), None) if !records.is_empty() => {
+            // The first records of the chain: nothing stored to check.
+            let points = (head, locked.checkpoint, locked.checkpoint);
+            push_checkpoint(tx, &mut trip, points, signer).await
+        }
+        _ => Ok(None),
+    };
+    trip.execute(tx).await?;
+    Ok(Appended { head, checkpoint })
+}
+
+/// Appends `record` inside `tx` and moves the head; returns its sequence number.
+pub(crate) async fn append(tx: &mut AnyConnection, record: &AuditRecord) -> Result<u64> {
+    Ok(append_signed(tx, std::slice::from_ref(record), None)
+        .await?
+        .head
+        .0)
+}
+
+/// Signs a checkpoint at the head, in a transaction of its own, unless the last checkpoint is
+/// already there; returns the sequence number signed.
+pub(crate) async fn checkpoint(
+    store: &Store,
+    signer: &CheckpointSigner<'_>,
+) -> Result<Option<u64>> {
+    let mut tx = store.begin().await?;
+    let signed = append_signed(&mut tx, &[], Some(signer))
+        .await?
+        .checkpoint?;
+    if signed.is_some() {
+        tx.commit().await?;
+    }
+    Ok(signed)
 }
 
 /// The most records one group commit carries.
@@ -332,13 +533,13 @@ type Pending = (
     tokio::sync::oneshot::Sender<Result<(), String>>,
 );
 
-/// Group commit of the API's audit records: calls hand their record to one writer task,
-/// which takes every record waiting (up to [`MAX_GROUP`]), appends them in one transaction,
-/// commits and signs one checkpoint, then answers each caller. Under load the records of
-/// the calls that arrive while a group commits form the next group, so the commit and the
-/// checkpoint signature are shared instead of paid per call; a lone call waits for no one.
-/// The writer is started on first use, on the runtime of that call, and again if that
-/// runtime has gone.
+/// Group commit of the API's audit records: calls hand their record to one writer, which
+/// takes every record waiting (up to [`MAX_GROUP`]), appends them and signs one checkpoint in
+/// one transaction, commits, then answers each caller. Under load the records of the calls
+/// that arrive while a group commits form the next group, so the commit and the checkpoint
+/// signature are shared instead of paid per call; a lone call waits for no one. The writer
+/// ([`start_writer`]) is started on first use, and again if it has stopped (its runtime
+/// gone).
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     writer: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Pending>>>,
@@ -360,7 +561,7 @@ impl GroupCommit {
                     Some(sender) if !sender.is_closed() => sender.clone(),
                     _ => {
                         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-                        tokio::spawn(write_groups(kms(), receiver));
+                        start_writer(kms(), receiver)?;
                         writer.insert(sender).clone()
                     }
                 }
@@ -379,9 +580,52 @@ impl GroupCommit {
     }
 }
 
-/// The writer task of [`GroupCommit`].
+/// Starts the writer of `kms`'s group commits, reading `receiver`. On SQLite it runs on a
+/// thread of its own: its turns between the steps of a group (each a wake-up from an SQLite
+/// connection thread) then do not queue behind the calls on the API's runtime, which under
+/// load made the commits — and every caller waiting on them — several times slower. A
+/// PostgreSQL connection is a socket registered with the runtime that opened it, so there
+/// the writer is a task of the caller's runtime.
+fn start_writer(kms: Kms, receiver: tokio::sync::mpsc::UnboundedReceiver<Pending>) -> Result<()> {
+    if kms.store().backend() == Backend::Postgres {
+        tokio::spawn(write_groups(kms, receiver));
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KmsError::Store(format!("the audit writer's runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("ykt-audit-writer".into())
+        .spawn(move || runtime.block_on(write_groups(kms, receiver)))
+        .map_err(|e| KmsError::Store(format!("the audit writer's thread: {e}")))?;
+    Ok(())
+}
+
+/// How long the writer keeps its store connection with no record waiting.
+const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The writer task of [`GroupCommit`]. While records keep coming it keeps one store
+/// connection of its own: a connection handed back to the pool goes back by a task of the
+/// runtime, which under load waits behind the calls, so taking one for every group would
+/// make each group wait for the last one's return. After [`KEEP_CONNECTION`] without a
+/// record it hands the connection back (so that the store can close), and a failed group
+/// drops it.
 async fn write_groups(kms: Kms, mut receiver: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = receiver.recv().await {
+    let mut connection = None;
+    loop {
+        let first = if connection.is_some() {
+            match tokio::time::timeout(KEEP_CONNECTION, receiver.recv()).await {
+                Ok(first) => first,
+                Err(_) => {
+                    connection = None;
+                    continue;
+                }
+            }
+        } else {
+            receiver.recv().await
+        };
+        let Some(first) = first else { break };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match receiver.try_recv() {
@@ -390,7 +634,13 @@ async fn write_groups(kms: Kms, mut receiver: tokio::sync::mpsc::UnboundedReceiv
             }
         }
         let (records, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        let outcome = kms.commit_group(&records).await.map_err(|e| e.to_string());
+        let outcome = kms
+            .commit_group(&mut connection, &records)
+            .await
+            .map_err(|e| e.to_string());
+        if outcome.is_err() {
+            connection = None;
+        }
         for answer in answers {
             let _ = answer.send(outcome.clone());
         }
@@ -398,17 +648,13 @@ async fn write_groups(kms: Kms, mut receiver: tokio::sync::mpsc::UnboundedReceiv
 }
 
 /// The records matching `condition` on `$1 = value`, oldest first.
-async fn entries(
-    tx: &mut Transaction<'static, Any>,
-    condition: &str,
-    value: i64,
-) -> Result<Vec<AuditEntry>> {
+async fn entries(tx: &mut AnyConnection, condition: &str, value: i64) -> Result<Vec<AuditEntry>> {
     sqlx::query(&format!(
         "SELECT seq, at, actors, act, object, result, detail, prev_hash, hash \
          FROM audit_log WHERE {condition} ORDER BY seq"
     ))
     .bind(value)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?
     .iter()
     .map(entry_of)

@@ -2,6 +2,7 @@
 
 use crate::audit::{self, AuditRecord};
 use crate::error::{KmsError, Result};
+use crate::key_cache::KeyCache;
 use crate::keys::NewKey;
 use crate::model::Purpose;
 use crate::model::{KMS_SIGNING_TEMPLATE, KeyState, Scope};
@@ -24,6 +25,7 @@ pub struct Kms {
     store: Store,
     hsm: Arc<dyn Hsm>,
     api_audit: audit::GroupCommit,
+    key_cache: Arc<KeyCache>,
 }
 
 impl std::fmt::Debug for Kms {
@@ -75,7 +77,22 @@ impl Kms {
             store,
             hsm,
             api_audit: audit::GroupCommit::default(),
+            key_cache: Arc::default(),
         }
+    }
+
+    /// Another handle on the same store, HSM and key cache, with its own audit writer: the
+    /// handle the API's audit writer runs on.
+    fn sibling(&self) -> Self {
+        Self {
+            key_cache: self.key_cache.clone(),
+            ..Self::new(self.store.clone(), self.hsm.clone())
+        }
+    }
+
+    /// The cache of the keys the API uses on every call.
+    pub(crate) fn key_cache(&self) -> &KeyCache {
+        &self.key_cache
     }
 
     /// A KMS over the store alone, for acts that use no key (listings, officers, the tree,
@@ -291,8 +308,15 @@ impl Kms {
     /// The current version of the KMS signing key, ready to sign: its ID, version and
     /// wrapped form.
     pub(crate) async fn signing_key(&self) -> Result<(String, u8, WrappedKey)> {
-        let id = self.signing_key_id().await?;
-        let (version, key) = self.wrapped(&id, None, Purpose::Sign).await?;
+        let id = match self.key_cache.signing_key_id.get() {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.signing_key_id().await?;
+                self.key_cache.signing_key_id.get_or_init(|| id.clone());
+                id
+            }
+        };
+        let (version, key) = self.cached_wrapped(&id, None, Purpose::Sign).await?;
         Ok((id, version, key))
     }
 
@@ -393,28 +417,59 @@ impl Kms {
     /// together, in one transaction with one checkpoint (a group commit); this returns
     /// once the record is committed.
     pub async fn record_api_act(&self, record: AuditRecord) -> Result<()> {
-        self.api_audit
-            .record(record, || Kms::new(self.store.clone(), self.hsm.clone()))
-            .await
+        self.api_audit.record(record, || self.sibling()).await
     }
 
-    /// Appends `records` in one transaction, commits, and signs one checkpoint.
-    pub(crate) async fn commit_group(&self, records: &[AuditRecord]) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        for record in records {
-            audit::append(&mut tx, record).await?;
+    /// Appends `records` and signs a checkpoint over them in one transaction, then commits:
+    /// one durable write for the group, on `connection` (taken from the pool when `None`,
+    /// and kept there for the next group). A checkpoint that cannot be signed (the signing
+    /// key suspended, the HSM unreachable) is logged and left to the next act; the records
+    /// are committed all the same.
+    pub(crate) async fn commit_group(
+        &self,
+        connection: &mut Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+        records: &[AuditRecord],
+    ) -> Result<()> {
+        let signing_key = match self.hsm.kind() {
+            ProviderKind::Closed => None,
+            _ => match self.signing_key().await {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    tracing::error!(%error, "the audit checkpoint could not be signed");
+                    None
+                }
+            },
+        };
+        let signer =
+            signing_key
+                .as_ref()
+                .map(|(key_id, key_version, key)| audit::CheckpointSigner {
+                    kms: self,
+                    key_id,
+                    key_version: *key_version,
+                    key,
+                });
+        let connection = match connection {
+            Some(connection) => connection,
+            None => connection.insert(self.store.pool().acquire().await?),
+        };
+        let mut tx = self.store.begin_on(connection).await?;
+        let appended = audit::append_signed(&mut tx, records, signer.as_ref()).await?;
+        if let Err(error) = appended.checkpoint {
+            tracing::error!(%error, "the audit checkpoint could not be signed");
         }
         tx.commit().await?;
-        self.checkpoint_after_act().await;
         Ok(())
     }
 
-    /// Signs a checkpoint after a committed act, so that the chain is signed up to it. The
-    /// act stands whatever happens here (its record is in the chain, hash-linked): a
-    /// checkpoint that cannot be signed (the signing key suspended, the HSM unreachable) is
-    /// logged as an error, and the next act's checkpoint covers both. A store-only KMS
-    /// ([`Kms::store_only`]) leaves it to the next act that has the HSM.
+    /// Ends a committed act that may have changed keys: the key cache is emptied, and a
+    /// checkpoint is signed so that the chain is signed up to the act. The act stands whatever
+    /// happens here (its record is in the chain, hash-linked): a checkpoint that cannot be
+    /// signed (the signing key suspended, the HSM unreachable) is logged as an error, and the
+    /// next act's checkpoint covers both. A store-only KMS ([`Kms::store_only`]) leaves it to
+    /// the next act that has the HSM.
     pub(crate) async fn checkpoint_after_act(&self) {
+        self.key_cache.invalidate();
         if self.hsm.kind() == ProviderKind::Closed {
             tracing::debug!("audit checkpoint deferred: no HSM opened");
             return;
@@ -426,9 +481,14 @@ impl Kms {
 
     /// Signs an audit checkpoint at the current head, if the head moved since the last one.
     pub async fn checkpoint(&self) -> Result<Option<u64>> {
-        let (key_id, version, key) = self.signing_key().await?;
-        let signer = |message: &[u8]| self.sign_with(&key, message);
-        audit::checkpoint(&self.store, &signer, &key_id, version).await
+        let (key_id, key_version, key) = self.signing_key().await?;
+        let signer = audit::CheckpointSigner {
+            kms: self,
+            key_id: &key_id,
+            key_version,
+            key: &key,
+        };
+        audit::checkpoint(&self.store, &signer).await
     }
 }
 

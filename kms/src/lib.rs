@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod issuance;
+pub mod key_cache;
 pub mod keys;
 pub mod kms;
 pub mod model;

@@ -201,7 +201,7 @@ impl FromStr for KeyState {
 }
 
 /// What a key is about to be used for; the lifecycle state decides whether it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Purpose {
     /// Derive card keys, write keys to cards, answer MAC1 with MAC2, export.
     Use,

@@ -77,7 +77,7 @@ impl Kms {
         purpose: Purpose,
     ) -> Result<(u8, WrappedKey)> {
         check_api_key(key_id)?;
-        self.wrapped(key_id, version, purpose).await
+        self.cached_wrapped(key_id, version, purpose).await
     }
 
     /// Signs `message` in the HSM with `key`, a version of an API signing key (`id`: the SM2

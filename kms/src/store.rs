@@ -177,6 +177,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(30))
+            // A ping before each use guards against a server that dropped the connection; an
+            // SQLite file has no server, and the ping is one more thread hop per transaction.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -209,10 +212,23 @@ impl Store {
 
     /// Begins a write transaction (on SQLite, holding the write lock from the start).
     pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        Ok(self.pool.begin_with(self.begin_statement()).await?)
+    }
+
+    /// [`Store::begin`] on `connection`, one taken from [`Store::pool`] and kept.
+    pub async fn begin_on<'c>(
+        &self,
+        connection: &'c mut sqlx::AnyConnection,
+    ) -> Result<Transaction<'c, Any>> {
+        use sqlx::Connection;
+        Ok(connection.begin_with(self.begin_statement()).await?)
+    }
+
+    fn begin_statement(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
     }
 
     /// Begins a read-only transaction that sees one snapshot of the whole store (PostgreSQL:

@@ -424,7 +424,7 @@ impl Kms {
     ) -> Result<MintedToken> {
         let (permissions, schools) = self.check_token_request(scope, request).await?;
         let key_id = request.algorithm.key_id();
-        let (version, key) = self.wrapped(&key_id, None, Purpose::Sign).await?;
+        let (version, key) = self.cached_wrapped(&key_id, None, Purpose::Sign).await?;
         let mut token_id = [0u8; 16];
         self.hsm().random(&mut token_id)?;
         let now = now_ms() / 1000;
@@ -506,7 +506,10 @@ impl Kms {
         if header.alg != algorithm.jose_name() {
             return Ok(Err(WrongAlgorithm));
         }
-        let key = match self.wrapped(key_id, Some(version), Purpose::Verify).await {
+        let key = match self
+            .cached_wrapped(key_id, Some(version), Purpose::Verify)
+            .await
+        {
             Ok((_, key)) => key,
             Err(KmsError::NotFound { .. } | KmsError::KeyState { .. }) => {
                 return Ok(Err(UnknownKey));

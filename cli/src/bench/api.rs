@@ -8,8 +8,8 @@
 //! verification of 1,000 records a call, over kept-alive connections, then P-256 batches of 1
 //! each over a new TCP and TLS connection with a full handshake. A row gives requests/s, items/s
 //! (signatures or records), the latency of one request (p50, p99, max, within 1/64), the errors
-//! and the goal the kept-alive rows are held to: P-256 ≥ 10,000 signatures/s with p99 under
-//! 10 ms, SM2 ≥ 8,000 signatures/s, TAC ≥ 100,000 records/s. Next to them, the in-process
+//! and the goal the kept-alive rows are held to: P-256 ≥ 10,000 signatures/s, with p99 under
+//! 10 ms for single signatures, SM2 ≥ 8,000 signatures/s, TAC ≥ 100,000 records/s. Next to them, the in-process
 //! HSM's sign rate of the same keys on one thread, and `openssl speed`'s for ecdsap256 and sm2.
 //!
 //! `--soak S` runs one mixed scenario instead (each task sends every kind of request above in
@@ -98,6 +98,13 @@ const P256_GOAL: Goal = Goal {
     p99_ms: Some(10.0),
     text: ">= 10,000 signatures/s, p99 < 10 ms",
 };
+/// Batches are held to the rate: the latency goal is a signature's, and a call of 100 waits
+/// for 100.
+const P256_BATCH_GOAL: Goal = Goal {
+    items_per_s: 10_000.0,
+    p99_ms: None,
+    text: ">= 10,000 signatures/s",
+};
 const SM2_GOAL: Goal = Goal {
     items_per_s: 8_000.0,
     p99_ms: None,
@@ -175,7 +182,7 @@ const SCENARIOS: [Scenario; 6] = [
         KeyAlgorithm::P256,
         SIGN_BATCH,
         Connections::KeptAlive,
-        Some(P256_GOAL),
+        Some(P256_BATCH_GOAL),
     ),
     sign(
         "SM2 sign",
