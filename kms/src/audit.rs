@@ -195,19 +195,18 @@ enum Param {
 
 /// Statements sent together. On SQLite they go as one multi-statement text, in one trip to
 /// the connection's thread (a trip costs a thread wake-up each way, which on a busy machine
-/// is most of a small statement's time); its `$N` parameters number across the statements.
-/// PostgreSQL prepares one statement at a time, so there they go one after the other, each
-/// numbering from `$1`.
+/// is most of a small statement's time), with `?` parameters taken in order across the
+/// statements (SQLite looks each `$N` up by name, a scan per parameter). PostgreSQL prepares
+/// one statement at a time, so there they go one after the other, each numbering from `$1`.
 struct Trip {
     one_text: bool,
     statements: Vec<(String, Vec<Param>)>,
-    /// Parameters of the statements before, when they number across statements.
-    offset: usize,
 }
 
 /// The parameters of one statement being written.
 struct Params {
-    offset: usize,
+    /// Whether the placeholders are `?` (SQLite) or `$N` (PostgreSQL).
+    in_order: bool,
     values: Vec<Param>,
 }
 
@@ -215,7 +214,11 @@ impl Params {
     /// Adds `value`; returns its placeholder.
     fn add(&mut self, value: Param) -> String {
         self.values.push(value);
-        format!("${}", self.offset + self.values.len())
+        if self.in_order {
+            "?".into()
+        } else {
+            format!("${}", self.values.len())
+        }
     }
 }
 
@@ -224,20 +227,16 @@ impl Trip {
         Self {
             one_text: tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME,
             statements: Vec::new(),
-            offset: 0,
         }
     }
 
     /// Adds the statement `write` makes, given the means to add its parameters.
     fn push(&mut self, write: impl FnOnce(&mut Params) -> String) {
         let mut params = Params {
-            offset: self.offset,
+            in_order: self.one_text,
             values: Vec::new(),
         };
         let sql = write(&mut params);
-        if self.one_text {
-            self.offset += params.values.len();
-        }
         self.statements.push((sql, params.values));
     }
 
