@@ -6,7 +6,7 @@
 mod support;
 
 use std::sync::Arc;
-use support::{Fixture, creds};
+use support::{Fixture, acts, creds};
 use ykt_hsm_sim::KeyAlgorithm;
 use ykt_kms::key_cache::KEY_CACHE_TTL;
 use ykt_kms::model::{KeyState, Scope};
@@ -41,15 +41,6 @@ async fn sign(kms: &Kms, message: &[u8]) -> Result<u8, KmsError> {
     kms.api_sign(CALLER, KEY, DEFAULT_SM2_ID, &[Signed::Message(message)])
         .await
         .map(|(version, _)| version)
-}
-
-async fn acts(kms: &Kms, act: &str) -> usize {
-    kms.audit_entries(0)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.act == act)
-        .count()
 }
 
 async fn concurrent_calls_share_commits_and_every_record_is_signed(fixture: Fixture) {

@@ -8,7 +8,7 @@ mod support;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use support::{Fixture, creds, python_batch};
+use support::{Fixture, acts, creds, python_batch};
 use ykt_kms::issuance::{DeviceKind, Serial};
 use ykt_kms::model::{KeyAlgorithm, KeyState, RegionCode, SchoolCode, Scope};
 use ykt_kms::signing::{API_SIGNING_TEMPLATE, DEFAULT_SM2_ID, Signed, TOKEN_SIGNING_TEMPLATE};
@@ -163,15 +163,6 @@ async fn public_key(kms: &Kms, key_id: &str, version: u8) -> String {
     let found = key.versions.iter().find(|v| v.version == version).unwrap();
     assert_eq!(found.check_method, "public-key");
     found.check_value.clone()
-}
-
-async fn mint_records(kms: &Kms) -> usize {
-    kms.audit_entries(0)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.act == "api.token.mint")
-        .count()
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -773,7 +764,7 @@ async fn schools_must_be_known_and_in_scope(fixture: Fixture) {
             "{schools:?}: {refused:?}"
         );
     }
-    assert_eq!(mint_records(kms).await, 0);
+    assert_eq!(acts(kms, "api.token.mint").await, 0);
     let scoped = kms
         .mint_token(CALLER, MintScope::Schools(&scope), &base)
         .await
@@ -801,7 +792,7 @@ async fn schools_must_be_known_and_in_scope(fixture: Fixture) {
     );
     let short = mint(kms, &with(&|r| r.lifetime_seconds = 1)).await;
     assert_eq!(short.claims.expires_at - short.claims.issued_at, 1);
-    assert_eq!(mint_records(kms).await, 3);
+    assert_eq!(acts(kms, "api.token.mint").await, 3);
 }
 
 async fn minting_writes_one_audit_record_and_the_chain_verifies(fixture: Fixture) {

@@ -194,6 +194,16 @@ pub async fn fixture(db: Db) -> Option<Fixture> {
     })
 }
 
+/// How many records of `act` the audit chain holds.
+pub async fn acts(kms: &Kms, act: &str) -> usize {
+    kms.audit_entries(0)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.act == act)
+        .count()
+}
+
 /// Defines one `#[tokio::test]` per scenario and store: `sqlite::NAME` and `postgres::NAME`.
 #[macro_export]
 macro_rules! on_both_stores {
