@@ -778,8 +778,7 @@ impl Kms {
         }
         let mut previous: ChainPoint = (0, [0; 32]);
         for row in &checkpoints {
-            let seq = seq_of(row.try_get("seq")?)?;
-            let hash = hash_of(&row.try_get::<Vec<u8>, _>("hash")?)?;
+            let (seq, hash) = point_of(row)?;
             let key_id: String = row.try_get("key_id")?;
             let key_version = u8::try_from(row.try_get::<i64, _>("key_version")?)
                 .map_err(|_| KmsError::Corrupt("signing key version"))?;
